@@ -1,0 +1,61 @@
+"""The error model: one base class, a few narrow subclasses, each with its exit code.
+
+A user's mistake is printed by the CLI as one line, without a traceback. The exit codes are
+documented in docs/running.md and are part of the command's contract.
+"""
+
+from __future__ import annotations
+
+
+class ModelfactoryError(Exception):
+    """Base class of every error that modelfactory reports to a user."""
+
+    exit_code = 1
+
+
+class ParamsError(ModelfactoryError):
+    """A params file, key or value is wrong; raised before any kernel starts."""
+
+    exit_code = 2
+
+
+class SecretInParamsError(ParamsError):
+    """A params value looks like a credential; credentials come from azure-identity instead."""
+
+
+class PipelineError(ModelfactoryError):
+    """The pipeline definition is malformed, or a stage's inputs cannot be found."""
+
+    exit_code = 2
+
+
+class DataValidationError(ModelfactoryError):
+    """The data broke a check declared in params (rows, columns, missing values)."""
+
+
+class StageFailedError(ModelfactoryError):
+    """A notebook cell raised; the saved notebook shows the error at that cell."""
+
+    exit_code = 1
+
+
+class KernelDiedError(StageFailedError):
+    """The kernel process died (killed, out of memory) while a cell ran."""
+
+    exit_code = 3
+
+
+class CellTimeoutError(StageFailedError):
+    """A cell ran longer than runner.cell_timeout_seconds."""
+
+    exit_code = 4
+
+
+class RunNotFoundError(ModelfactoryError):
+    """No run folder matches the id that was given."""
+
+    exit_code = 2
+
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C: what was written so far is kept and marked interrupted."""

@@ -1,0 +1,68 @@
+"""The evaluate stage: holdout metrics, a baseline to beat, and diagnostic plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from modelfactory import modeling
+
+
+def compare_models(models: Mapping[str, object], holdout: pd.DataFrame, target: str, task: str,
+                   metrics: Sequence[str]) -> pd.DataFrame:
+    """Holdout metrics of each model, one row per model."""
+    rows = {name: modeling.compute_metrics(m, holdout, target, task, metrics) for name, m in models.items()}
+    return pd.DataFrame(rows).T[list(metrics)]
+
+
+def judge_against_baseline(comparison: pd.DataFrame, primary_metric: str) -> pd.DataFrame:
+    """Whether the candidate beats the baseline on the primary metric, as a one-row table."""
+    cand, base = comparison.loc["candidate", primary_metric], comparison.loc["baseline", primary_metric]
+    better = cand > base if modeling.higher_is_better(primary_metric) else cand < base
+    return pd.DataFrame(
+        {"metric": [primary_metric], "candidate": [round(cand, 3)], "baseline": [round(base, 3)],
+         "higher is better": [modeling.higher_is_better(primary_metric)], "beats baseline": [bool(better)]}
+    ).set_index("metric")
+
+
+def plot_comparison(comparison: pd.DataFrame):
+    """Grouped bars: each metric for the candidate and the baseline."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    comparison.T.plot.bar(ax=ax, color=["#4c72b0", "#bbbbbb"], rot=0)
+    ax.set_title("Holdout metrics: candidate vs baseline")
+    ax.legend(title=None)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_diagnostics(model, holdout: pd.DataFrame, target: str, task: str):
+    """Classification: confusion matrix and ROC curve. Regression: residuals and predicted vs actual."""
+    import matplotlib.pyplot as plt
+    from sklearn import metrics
+
+    pred, proba = modeling.predict_scores(model, holdout, target, task)
+    y = holdout[target].to_numpy()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    if task == "classification":
+        metrics.ConfusionMatrixDisplay.from_predictions(y, pred, ax=left, colorbar=False, cmap="Blues")
+        left.set_title("Confusion matrix (holdout)")
+        metrics.RocCurveDisplay.from_predictions(y, proba, ax=right, name="candidate")
+        right.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        right.set_title("ROC curve (holdout)")
+    else:
+        residuals = y - pred
+        left.scatter(pred, residuals, s=12, alpha=0.7, color="#4c72b0")
+        left.axhline(0, color="black", linewidth=0.8)
+        left.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (holdout)")
+        right.scatter(y, pred, s=12, alpha=0.7, color="#4c72b0")
+        low, high = float(np.min([y, pred])), float(np.max([y, pred]))
+        right.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+        right.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (holdout)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

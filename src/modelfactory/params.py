@@ -1,0 +1,275 @@
+"""Layered YAML params: the one loader that owns the merge order.
+
+Order: ``base.yaml`` -> ``env/<env>.yaml`` -> ``models/<model>.yaml`` -> ``--set`` overrides.
+Then ``${VAR}`` / ``${VAR:-default}`` references are expanded from the environment (the one place
+where environment-dependent values are resolved), the secret guard runs, and the result is
+validated against ``schema.Params``. Every error names the file, the key path and the problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelfactory import paths, secrets
+from modelfactory.errors import ParamsError
+
+ENV_VAR = "MODELFACTORY_ENV"
+DEFAULT_ENV = "dev"
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def resolve(
+    model: str,
+    env: str | None = None,
+    overrides: Iterable[str] = (),
+    params_file: str | Path | None = None,
+) -> dict:
+    """Resolve, check and validate the params of one model in one environment.
+
+    Args:
+        model: a file name under params/models/, without ``.yaml``.
+        env: an environment under params/env/; defaults to $MODELFACTORY_ENV, then ``dev``.
+        overrides: ``a.b=value`` strings; each value is parsed as YAML.
+        params_file: an already resolved params.yaml (from a run folder) to use instead of the
+            layers; overrides still apply on top.
+
+    Returns:
+        The validated params as plain, JSON-serialisable data.
+    """
+    return resolve_layers(model, env, overrides, params_file)[0]
+
+
+def resolve_layers(model, env=None, overrides=(), params_file=None) -> tuple[dict, dict[str, str]]:
+    """Like resolve, and also return which source set each key path (for error messages)."""
+    env = env or os.environ.get(ENV_VAR) or DEFAULT_ENV
+    root = paths.project_root()
+    merged: dict = {}
+    origin: dict[str, str] = {}
+    if params_file is not None:
+        layers = [(Path(params_file), _read_yaml(Path(params_file), root))]
+    else:
+        layers = [(f, _read_yaml(f, root)) for f in layer_files(model, env, root)]
+    for path, data in layers:
+        _merge(merged, data, paths.relative_to_root(path, root), origin)
+    if params_file is None:
+        _merge(merged, {"model": {"name": model}, "env": {"name": env}}, "--model/--env", origin)
+    _merge(merged, parse_overrides(overrides), "--set", origin)
+    merged = _expand(merged, origin)
+    secrets.check_params(merged, origin)
+    return _validate(merged, origin), origin
+
+
+def layer_files(model: str, env: str, root: Path | None = None) -> list[Path]:
+    """The YAML files that make up one model's params in one environment, in merge order."""
+    pdir = paths.params_dir(root)
+    env_file = pdir / "env" / f"{env}.yaml"
+    model_file = pdir / "models" / f"{model}.yaml"
+    if not env_file.is_file():
+        raise ParamsError(_unknown("environment", env, list_envs(root), "params/env/"))
+    if not model_file.is_file():
+        raise ParamsError(_unknown("model", model, list_models(root), "params/models/"))
+    return [pdir / "base.yaml", env_file, model_file]
+
+
+def list_models(root: Path | None = None) -> list[str]:
+    """The models that have a params file."""
+    return sorted(p.stem for p in (paths.params_dir(root) / "models").glob("*.yaml"))
+
+
+def list_envs(root: Path | None = None) -> list[str]:
+    """The environments that have a params file."""
+    return sorted(p.stem for p in (paths.params_dir(root) / "env").glob("*.yaml"))
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=[x, y]"]`` into a nested dict; values are parsed as YAML."""
+    result: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"--set {item}: expected key.path=value, e.g. --set train.alpha=0.3")
+        try:
+            value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"--set {item}: the value does not parse as YAML ({_yaml_problem(exc)})") from None
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"--set {item}: {part} is set to a value and to a mapping")
+        node[parts[-1]] = value
+    return result
+
+
+def params_hash(params: Mapping) -> str:
+    """A short, stable hash of resolved params: equal params give equal hashes."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def dump(params: Mapping, path: Path) -> None:
+    """Write resolved params as YAML, keys in schema order."""
+    path.write_text(yaml.safe_dump(dict(params), sort_keys=False, default_flow_style=False))
+
+
+def _read_yaml(path: Path, root: Path) -> dict:
+    shown = paths.relative_to_root(path, root)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParamsError(f"{shown}: cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+        raise ParamsError(f"{where}: YAML does not parse: {_yaml_problem(exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{shown}: the top level must be a mapping of keys, not a {type(data).__name__}")
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or exc).strip()
+
+
+def _merge(into: dict, layer: Mapping, source: str, origin: dict[str, str], prefix: str = "") -> None:
+    """Deep-merge ``layer`` into ``into``: mappings merge key by key, anything else replaces."""
+    for key, value in layer.items():
+        if not isinstance(key, str):
+            raise ParamsError(f"{source}: {prefix}{key!r}: keys must be strings")
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            origin.setdefault(dotted, source)
+            _merge(into[key], value, source, origin, dotted + ".")
+            continue
+        into[key] = _plain(value)
+        for stale in [k for k in origin if k.startswith(dotted + ".")]:
+            del origin[stale]
+        origin[dotted] = source
+        if isinstance(value, Mapping):
+            _record(value, source, origin, dotted + ".")
+
+
+def _record(layer: Mapping, source: str, origin: dict[str, str], prefix: str) -> None:
+    for key, value in layer.items():
+        origin[f"{prefix}{key}"] = source
+        if isinstance(value, Mapping):
+            _record(value, source, origin, f"{prefix}{key}.")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def source_of(dotted: str, origin: Mapping[str, str]) -> str:
+    """The file (or flag) that set a key path, or that set its nearest parent."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        found = origin.get(".".join(parts[:end]))
+        if found:
+            return found
+    return "params/base.yaml"
+
+
+def _expand(node: Any, origin: Mapping[str, str], dotted: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in string values with the environment's values."""
+    if isinstance(node, dict):
+        return {k: _expand(v, origin, f"{dotted}.{k}" if dotted else k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, origin, f"{dotted}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def lookup(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise ParamsError(
+                    f"{source_of(dotted, origin)}: {dotted}: environment variable {name} is not set "
+                    f"(set it, or write ${{{name}:-default}})"
+                )
+            return default
+        return value
+
+    expanded = _REF.sub(lookup, node)
+    whole = _REF.fullmatch(node.strip())
+    if whole:  # a value that is one reference keeps its YAML type: ${TIMEOUT:-600} is an int
+        try:
+            return yaml.load(expanded, Loader=_Loader) if expanded.strip() else None
+        except yaml.YAMLError:
+            return expanded
+    return expanded
+
+
+def _validate(merged: dict, origin: Mapping[str, str]) -> dict:
+    from pydantic import ValidationError
+
+    from modelfactory.schema import Params
+
+    try:
+        return Params.model_validate(merged).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ParamsError(_explain(exc.errors()[0], origin)) from None
+
+
+def _explain(error: Mapping, origin: Mapping[str, str]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    dotted = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], known, n=1)
+        tip = f"; did you mean '{hint[0]}'?" if hint else f"; known keys here: {', '.join(known)}"
+        return f"{source_of(dotted, origin)}: {dotted}: unknown key{tip}"
+    if kind == "missing":
+        files = sorted({v for v in origin.values() if v.endswith(".yaml")})
+        return f"{_model_file(origin)}: {dotted}: required value is missing (none of {', '.join(files)} sets it)"
+    value = error.get("input")
+    msg = error["msg"]
+    if kind == "value_error":
+        return f"{source_of(dotted, origin)}: {dotted}: {msg.removeprefix('Value error, ')}"
+    shown = repr(value) if not isinstance(value, (dict, list)) else f"a {type(value).__name__}"
+    return f"{source_of(dotted, origin)}: {dotted or '(top level)'}: {msg[0].lower() + msg[1:]}, got {shown}"
+
+
+def _model_file(origin: Mapping[str, str]) -> str:
+    files = [v for v in origin.values() if v.endswith(".yaml")]
+    models = [f for f in files if "/models/" in f]
+    return (models or files or ["params/base.yaml"])[0]
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    from modelfactory.schema import Params
+
+    cls: Any = Params
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = field.annotation
+    return sorted(getattr(cls, "model_fields", {}))
+
+
+def _unknown(kind: str, name: str, known: list[str], where: str) -> str:
+    hint = difflib.get_close_matches(name, known, n=1)
+    tip = f"; did you mean '{hint[0]}'?" if hint else ""
+    return f"unknown {kind} '{name}': {where} has {', '.join(known) or 'none'}{tip}"

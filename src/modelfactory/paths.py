@@ -1,0 +1,75 @@
+"""Every path modelfactory uses is derived here, and nowhere else.
+
+The project root is the nearest folder, from the working directory upwards, that holds
+``params/base.yaml``. That works from the repo root, from ``notebooks/`` in Jupyter, and from a
+papermill kernel, whatever its working directory. ``MODELFACTORY_PROJECT_DIR`` overrides the search.
+Runs and the tracking database may be moved with ``MODELFACTORY_RUNS_DIR`` and
+``MODELFACTORY_TRACKING_DIR`` (the tests use these).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelfactory.errors import ModelfactoryError
+
+MARKER = Path("params") / "base.yaml"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Return the absolute project root (the folder holding params/base.yaml)."""
+    override = os.environ.get("MODELFACTORY_PROJECT_DIR")
+    if override:
+        root = Path(override).expanduser().resolve()
+        if not (root / MARKER).is_file():
+            raise ModelfactoryError(f"MODELFACTORY_PROJECT_DIR={override}: no {MARKER} there")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MARKER).is_file():
+            return folder
+    raise ModelfactoryError(
+        f"no {MARKER} in {here} or any folder above it; run from inside a modelfactory project "
+        "or set MODELFACTORY_PROJECT_DIR"
+    )
+
+
+def params_dir(root: Path | None = None) -> Path:
+    """The folder of layered params YAML."""
+    return (root or project_root()) / "params"
+
+
+def pipelines_dir(root: Path | None = None) -> Path:
+    """The folder of pipeline definitions."""
+    return (root or project_root()) / "pipelines"
+
+
+def runs_dir(root: Path | None = None) -> Path:
+    """The folder holding one immutable sub-folder per run."""
+    override = os.environ.get("MODELFACTORY_RUNS_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return (root or project_root()) / "runs"
+
+
+def interactive_run_dir(model: str, env: str, root: Path | None = None) -> Path:
+    """The scratch run folder that notebooks use when run by hand in Jupyter."""
+    return runs_dir(root) / "interactive" / f"{model}-{env}"
+
+
+def tracking_dir(root: Path | None = None) -> Path:
+    """The folder of the embedded MLflow store (SQLite database plus artifacts)."""
+    override = os.environ.get("MODELFACTORY_TRACKING_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return (root or project_root()) / "mlruns"
+
+
+def relative_to_root(path: Path, root: Path | None = None) -> str:
+    """Show a path relative to the project root when it lies inside it (no machine paths in output)."""
+    root = root or project_root()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,95 @@
+"""Pipeline definitions (pipelines/*.yaml): stages, their notebooks, what each needs and produces.
+
+The local runner plans from this, and so will the Azure ML job builder: one definition, two places
+to run it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelfactory import paths
+from modelfactory.errors import PipelineError
+
+
+class StageSpec(BaseModel):
+    """One stage: a notebook, the earlier stages' outputs it reads, and the outputs it must write."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    notebook: str
+    needs: dict[str, list[str]] = {}
+    produces: list[str] = []
+    headline: bool = False
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline: stages in the order they run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    dataset: str | None = None
+    stages: list[StageSpec] = Field(min_length=1)
+
+    def stage(self, name: str) -> StageSpec:
+        """The stage of that name."""
+        return next(s for s in self.stages if s.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        """Stage names, in order."""
+        return [s.name for s in self.stages]
+
+
+def load_pipeline(name_or_path: str = "training", root: Path | None = None) -> PipelineSpec:
+    """Read and check a pipeline definition: a name under pipelines/, or a path."""
+    root = root or paths.project_root()
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = paths.pipelines_dir(root) / f"{name_or_path}.yaml"
+    elif not path.is_absolute():
+        path = root / path
+    shown = paths.relative_to_root(path, root)
+    if not path.is_file():
+        known = sorted(p.stem for p in paths.pipelines_dir(root).glob("*.yaml"))
+        raise PipelineError(f"no pipeline definition {shown} (pipelines/ has {', '.join(known) or 'none'})")
+    try:
+        spec = PipelineSpec.model_validate(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{shown}: YAML does not parse: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise PipelineError(f"{shown}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    _check(spec, shown, root)
+    return spec
+
+
+def _check(spec: PipelineSpec, shown: str, root: Path) -> None:
+    seen: list[str] = []
+    for stage in spec.stages:
+        if stage.name in seen:
+            raise PipelineError(f"{shown}: stage '{stage.name}' appears twice")
+        if not (root / stage.notebook).is_file():
+            raise PipelineError(f"{shown}: stage {stage.name}: notebook {stage.notebook} does not exist")
+        for need in stage.needs:
+            if need not in seen:
+                raise PipelineError(
+                    f"{shown}: stage {stage.name} needs '{need}', which is not an earlier stage ({', '.join(seen) or 'none'})"
+                )
+        seen.append(stage.name)
+
+
+def select_stages(spec: PipelineSpec, wanted: list[str] | None) -> list[str]:
+    """The stages to run, in pipeline order; all of them when ``wanted`` is empty."""
+    if not wanted:
+        return spec.names
+    unknown = [w for w in wanted if w not in spec.names]
+    if unknown:
+        raise PipelineError(f"--stages: unknown stage '{unknown[0]}'; {spec.name} has {', '.join(spec.names)}")
+    return [n for n in spec.names if n in wanted]

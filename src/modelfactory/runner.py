@@ -1,0 +1,406 @@
+"""The local runner: executes a pipeline's notebooks with papermill into runs/<run-id>/.
+
+For each stage: papermill runs the notebook with the resolved params injected, the executed
+notebook is rendered to HTML, its MLflow run is closed with both attached, and the manifest is
+rewritten. A failing stage leaves its notebook (with papermill's banner at the failing cell) and
+prints one command that reruns just that stage with the same params.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pyrandom
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from modelfactory import manifest as manifests
+from modelfactory import params as params_mod
+from modelfactory import paths
+from modelfactory.errors import (
+    CellTimeoutError,
+    KernelDiedError,
+    ModelfactoryError,
+    ParamsError,
+    PipelineError,
+    StageFailedError,
+)
+from modelfactory.pipeline import PipelineSpec, load_pipeline, select_stages
+
+
+@dataclass
+class RunRequest:
+    """What the user asked to run for one model."""
+
+    model: str
+    env: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    stages: list[str] | None = None
+    params_file: str | None = None
+    from_run: str | None = None
+
+
+@dataclass
+class PlannedRun:
+    """A run folder, its params and the stages it will execute."""
+
+    request: RunRequest
+    run_id: str
+    run_dir: Path
+    params: dict
+    stages: list[str]
+    manifest: dict
+
+
+def new_run_id(model: str) -> str:
+    """``20261127-120301-diabetes-3fa2``: sortable by time, unique, readable."""
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}-{pyrandom.token_hex(2)}"
+
+
+def plan_runs(requests: Sequence[RunRequest], pipeline: PipelineSpec, argv: Sequence[str]) -> list[PlannedRun]:
+    """Resolve and check every request's params and inputs; create the run folders.
+
+    Everything a user can get wrong is caught here, before any kernel starts.
+    """
+    root = paths.project_root()
+    checked = []
+    for req in requests:
+        resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
+        stages = select_stages(pipeline, req.stages)
+        sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run)
+        checked.append((req, resolved, stages, sources))
+    planned = []
+    for req, resolved, stages, sources in checked:
+        model, env = resolved["model"]["name"], resolved["env"]["name"]
+        run_id = new_run_id(model)
+        run_dir = paths.runs_dir(root) / run_id
+        run_dir.mkdir(parents=True)
+        params_mod.dump(resolved, run_dir / "params.yaml")
+        stage_records = {}
+        for name in pipeline.names:
+            record = {"status": "pending" if name in stages else "not selected", "notebook": None,
+                      "html": None, "start": None, "end": None, "duration_s": None, "outputs": []}
+            if name in sources:
+                shutil.copytree(sources[name] / name, run_dir / name)
+                record.update(status="reused", reused_from=sources[name].name,
+                              outputs=_list_outputs(run_dir / name))
+            stage_records[name] = record
+        manifest = {
+            "run_id": run_id, "model": model, "env": env, "pipeline": pipeline.name,
+            "status": "running", "created": manifests.now(), "finished": None,
+            "command": "modelfactory " + " ".join(shlex.quote(a) for a in argv),
+            "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
+            "overrides": list(req.overrides), "data_hash": None, "git": manifests.git_state(root),
+            "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
+        }
+        manifests.write(run_dir, manifest)
+        planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest))
+    return planned
+
+
+def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
+                from_run: str | None) -> dict[str, Path]:
+    """For each earlier stage the selected stages need but will not run, the run folder to copy it from.
+
+    That is ``--from-run`` when given, else the newest run of the same model and environment in
+    which that stage succeeded.
+    """
+    needed = {need for name in stages for need in pipeline.stage(name).needs if need not in stages}
+    found: dict[str, Path] = {}
+    candidates = manifests.list_runs(model)
+    if from_run:
+        candidates = [m for m in candidates if m["run_id"] == from_run]
+        if not candidates:
+            raise PipelineError(f"--from-run {from_run}: no such run of {model} in {paths.relative_to_root(paths.runs_dir())}")
+    for need in sorted(needed, key=pipeline.names.index):
+        files = sorted({f for name in stages for f in pipeline.stage(name).needs.get(need, [])})
+        for m in candidates:
+            folder = Path(m["_dir"])
+            stage = m.get("stages", {}).get(need, {})
+            if (m.get("env") == env and stage.get("status") in ("succeeded", "reused")
+                    and all((folder / need / f).exists() for f in files)):
+                found[need] = folder
+                break
+        else:
+            wanted = ", ".join(n for n in stages if need in pipeline.stage(n).needs)
+            where = f"run {from_run}" if from_run else f"any earlier run of {model} in env {env}"
+            raise PipelineError(
+                f"{wanted} needs the outputs of stage {need} ({', '.join(files)}), but {where} has no "
+                f"successful {need} stage; run it first: modelfactory run --model {model} --env {env} "
+                f"--stages {need}"
+            )
+    return found
+
+
+def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, say: Callable[[str], None] = print,
+            progress: bool = False) -> int:
+    """Run every planned stage; return the exit code (0, or the failed stage's documented code)."""
+    from modelfactory.kernels import KernelPool, kernel_env
+
+    root = paths.project_root()
+    runner_params = planned[0].params["runner"]
+    pool = KernelPool(runner_params, root / "notebooks", kernel_env(root))
+    pool.prestart()
+    try:
+        _preflight(pool, planned)
+        for run in planned:
+            code = _execute_run(run, pipeline, pool, root, say, progress)
+            if code:
+                return code
+        return 0
+    finally:
+        pool.close()
+
+
+def _preflight(pool, planned: Sequence[PlannedRun]) -> None:
+    """Checks that need scikit-learn (estimator classes and hyperparameters), in the warm kernel."""
+    kernel = pool.acquire()
+    for run in planned:
+        code = ("from modelfactory.modeling import check_estimators as _mf_check\n"
+                f"_mf_check(__import__('json').loads({json.dumps(json.dumps(run.params))}))")
+        ename, evalue = kernel.run(code)
+        if ename:
+            for other in planned:
+                _finish_manifest(other, "failed" if other is run else "not started")
+            raise ParamsError(evalue if ename in ("ParamsError",) else f"{ename}: {evalue}")
+
+
+def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
+                 say: Callable[[str], None], progress: bool) -> int:
+    total = len(run.stages)
+    say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
+        f"stages {', '.join(run.stages)}")
+    for number, name in enumerate(run.stages, 1):
+        is_last = number == total
+        record = run.manifest["stages"][name]
+        record.update(status="running", start=manifests.now())
+        manifests.write(run.run_dir, run.manifest)
+        say(f"  [{number}/{total}] {name} ...")
+        started = time.monotonic()
+        error: StageFailedError | None = None
+        interrupted = False
+        kernel = pool.acquire()
+        try:
+            _run_notebook(run, pipeline.stage(name), kernel, root, progress)
+            _check_outputs(run, pipeline.stage(name))
+        except StageFailedError as exc:
+            error = exc
+        except PipelineError as exc:
+            error = StageFailedError(str(exc))
+        except KeyboardInterrupt:
+            interrupted = True
+        duration = time.monotonic() - started
+        notebook = run.run_dir / f"{name}.ipynb"
+        html = _render(notebook)
+        status = "interrupted" if interrupted else "failed" if error else "succeeded"
+        record.update(status=status, end=manifests.now(), duration_s=round(duration, 3),
+                      notebook=notebook.name if notebook.exists() else None,
+                      html=html.name if html else None, outputs=_list_outputs(run.run_dir / name))
+        if error is not None:
+            record["error"] = getattr(error, "details", {"summary": str(error)})
+        if name == "explore" or pipeline.dataset and pipeline.dataset.startswith(f"{name}/"):
+            run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset) if pipeline.dataset else None
+        if pipeline.stage(name).headline:
+            from modelfactory.report import read_metrics
+
+            run.manifest["headline_metrics"] = read_metrics(run.run_dir / name / "metrics.json")
+        final = status != "succeeded" or is_last
+        _close_tracking(run, name, status, [notebook, html] if html else [notebook], final, kernel, pool)
+        if status != "succeeded":
+            for later in run.stages[number:]:
+                run.manifest["stages"][later]["status"] = "skipped"
+        if final:
+            _finish_manifest(run, "succeeded" if status == "succeeded" else status)
+        else:
+            manifests.write(run.run_dir, run.manifest)
+        if interrupted:
+            say(f"  [{number}/{total}] {name} interrupted after {duration:.1f} s; kept what was written in "
+                f"{paths.relative_to_root(run.run_dir)}")
+            raise KeyboardInterrupt
+        if error is not None:
+            say(_failure_block(run, name, error, notebook, html))
+            return error.exit_code
+        say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
+    index = paths.relative_to_root(run.run_dir / "index.html")
+    say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n  report: {index}")
+    return 0
+
+
+def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:
+    import nbformat
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError as NbTimeout
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    output = run.run_dir / f"{stage.name}.ipynb"
+    parameters = {
+        "model": run.params["model"]["name"], "env": run.params["env"]["name"],
+        "params": run.params, "run_dir": paths.relative_to_root(run.run_dir, root),
+    }
+    timeout = run.params["runner"]["cell_timeout_seconds"]
+    try:
+        pm.execute_notebook(
+            str(root / stage.notebook), str(output), parameters=parameters,
+            kernel_name=run.params["runner"]["kernel"], progress_bar=progress, log_output=False,
+            execution_timeout=timeout, km=kernel.km,
+        )
+    except PapermillExecutionError as exc:
+        raise _cell_error(StageFailedError, exc.exec_count, exc.cell_index, f"{exc.ename}: {exc.evalue}",
+                          exc.ename) from None
+    except (DeadKernelError, NbTimeout) as exc:
+        nb = nbformat.read(output, as_version=4)
+        index, cell = _running_cell(nb)
+        if isinstance(exc, NbTimeout):
+            kind, line = CellTimeoutError, f"cell ran longer than runner.cell_timeout_seconds={timeout}"
+        else:
+            kind, line = KernelDiedError, "the kernel died (killed, or out of memory)"
+        _add_banner(nb, index, line)
+        nbformat.write(nb, output)
+        raise _cell_error(kind, cell.get("execution_count") if cell else None, index, line, kind.__name__) from None
+    finally:
+        _strip_machine_paths(output, root)
+
+
+def _cell_error(kind, exec_count, cell_index, line: str, ename: str) -> StageFailedError:
+    error = kind(line)
+    error.details = {"summary": line, "ename": ename, "cell_index": cell_index, "execution_count": exec_count}
+    return error
+
+
+def _running_cell(nb) -> tuple[int, dict | None]:
+    for index, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return index, cell
+    return len(nb.cells) - 1, None
+
+
+def _add_banner(nb, index: int, line: str) -> None:
+    import nbformat
+    from papermill.execute import ERROR_MARKER_TAG
+
+    banner = nbformat.v4.new_markdown_cell(
+        f'<span style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;">'
+        f"Execution stopped in the next cell: {line}</span>")
+    banner.metadata["tags"] = [ERROR_MARKER_TAG]
+    nb.cells.insert(index, banner)
+
+
+def _strip_machine_paths(output: Path, root: Path) -> None:
+    """papermill records absolute input/output paths; keep them relative to the project."""
+    import nbformat
+
+    if not output.exists():
+        return
+    nb = nbformat.read(output, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = paths.relative_to_root(Path(meta[key]), root)
+    nbformat.write(nb, output)
+
+
+def _check_outputs(run: PlannedRun, stage) -> None:
+    missing = [f for f in stage.produces if not (run.run_dir / stage.name / f).exists()]
+    if missing:
+        raise PipelineError(
+            f"stage {stage.name} finished but did not write {', '.join(missing)} "
+            f"(declared under produces: in pipelines/{run.manifest['pipeline']}.yaml)"
+        )
+
+
+def _render(notebook: Path) -> Path | None:
+    if not notebook.exists():
+        return None
+    from modelfactory.report import render_notebook
+
+    try:
+        return render_notebook(notebook)
+    except Exception as exc:  # a report that cannot render must not hide the stage's own result
+        print(f"  warning: could not render {notebook.name} to HTML: {exc}", file=sys.stderr)
+        return None
+
+
+def _close_tracking(run: PlannedRun, stage: str, status: str, files: list[Path], final: bool,
+                    kernel, pool) -> None:
+    """Attach the notebook and HTML to the stage's MLflow run and set its final status."""
+    mlflow_status = {"succeeded": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+    parent = ("FINISHED" if status == "succeeded" else mlflow_status) if final else None
+    args = [run.params, str(run.run_dir), stage, mlflow_status, [str(f) for f in files], parent]
+    code = ("from modelfactory.tracking import finish_stage_run as _mf_finish\n"
+            f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
+    if status != "interrupted" and kernel.alive:
+        ename, evalue = kernel.run(code)
+        if ename is None:
+            if not run.params["runner"]["shared_kernel"]:
+                pool.release()
+            return
+    pool.release()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        print(f"  warning: could not close the MLflow run of {stage}: {tail[0]}", file=sys.stderr)
+
+
+def _finish_manifest(run: PlannedRun, status: str) -> None:
+    from modelfactory.report import write_index
+
+    run.manifest.update(status=status, finished=manifests.now())
+    manifests.write(run.run_dir, run.manifest)
+    write_index(run.run_dir, run.manifest)
+
+
+def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, notebook: Path, html: Path | None) -> str:
+    details = getattr(error, "details", {})
+    cell = details.get("cell_index")
+    count = details.get("execution_count")
+    where = f"cell {cell}" + (f" (In [{count}])" if count else "") if cell is not None else "after the last cell"
+    rerun = (f"modelfactory run --model {run.params['model']['name']} --env {run.params['env']['name']} "
+             f"--stages {stage} --params-file {paths.relative_to_root(run.run_dir / 'params.yaml')} "
+             f"--from-run {run.run_id}")
+    lines = [
+        f"FAILED stage {stage} of run {run.run_id}, {where}",
+        f"  error:    {details.get('summary', str(error))}",
+        f"  notebook: {paths.relative_to_root(notebook)}" if notebook.exists() else "  notebook: (not written)",
+    ]
+    if html:
+        lines.append(f"  report:   {paths.relative_to_root(html)}")
+    lines.append(f"  rerun:    {rerun}")
+    return "\n".join(lines)
+
+
+def _list_outputs(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _file_hash(path: Path) -> str | None:
+    import hashlib
+
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),
+                 say: Callable[[str], None] = print, progress: bool = False) -> int:
+    """Plan and execute; the exit code follows docs/running.md."""
+    pipeline = load_pipeline(pipeline_name)
+    planned = plan_runs(requests, pipeline, argv)
+    try:
+        return execute(planned, pipeline, say, progress)
+    except KeyboardInterrupt:
+        for run in planned:
+            if run.manifest["status"] == "running":
+                for record in run.manifest["stages"].values():
+                    if record["status"] in ("pending", "running"):
+                        record["status"] = "interrupted" if record["status"] == "running" else "skipped"
+                _finish_manifest(run, "interrupted")
+        raise

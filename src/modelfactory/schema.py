@@ -1,0 +1,122 @@
+"""The typed shape of the resolved params. Defaults live in params/base.yaml, not here.
+
+Every section forbids unknown keys, so a typo is caught before any kernel starts. The one
+exception is an estimator spec: besides ``estimator`` and ``scale_features`` it takes the
+estimator's own hyperparameters, which modeling.build_estimator checks against the class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+class Section(BaseModel):
+    """A params section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EnvSection(Section):
+    """Which environment this is; set by the loader from --env."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class ModelSection(Section):
+    """Which model this is; ``name`` is set by the loader from the file name."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    task: Literal["regression", "classification"]
+    description: str
+
+
+class DataChecks(Section):
+    """Checks the raw data must pass before anything trains on it."""
+
+    min_rows: int = Field(ge=1)
+    max_missing_fraction: float = Field(ge=0.0, le=1.0)
+    required_columns: list[str]
+
+
+class DataSection(Section):
+    """Where the raw data comes from and how it is split."""
+
+    source: Literal["sklearn"]
+    dataset: str
+    target: str
+    holdout_fraction: float = Field(gt=0.0, lt=1.0)
+    stratify: bool
+    checks: DataChecks
+
+
+class EstimatorSpec(BaseModel):
+    """A scikit-learn estimator: a dotted class path plus its hyperparameters as extra keys."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    scale_features: bool
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The keys that are not ours: they go to the estimator's constructor."""
+        return dict(self.model_extra or {})
+
+
+class EvaluateSection(Section):
+    """Holdout metrics and the baseline the model is compared with."""
+
+    metrics: list[str] = Field(min_length=1)
+    primary_metric: str
+    baseline: EstimatorSpec
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _primary_is_listed(cls, value: str, info: ValidationInfo) -> str:
+        metrics = info.data.get("metrics") or []
+        if value not in metrics:
+            raise ValueError(f"'{value}' is not one of evaluate.metrics {metrics}")
+        return value
+
+
+class DeploySection(Section):
+    """How the packaged model is checked before it leaves the run."""
+
+    sample_rows: int = Field(ge=1)
+    tolerance: float = Field(ge=0.0)
+
+
+class TrackingSection(Section):
+    """MLflow: where runs go, and what a logged model needs to be served."""
+
+    uri: str | None
+    experiment: str = Field(min_length=1)
+    model_requirements: list[str] = Field(min_length=1)
+
+
+class RunnerSection(Section):
+    """How papermill runs the notebooks."""
+
+    kernel: str
+    cell_timeout_seconds: int = Field(ge=1)
+    start_timeout_seconds: int = Field(ge=1)
+    shared_kernel: bool
+    preload: list[str]
+
+
+class Params(Section):
+    """The whole resolved params object."""
+
+    seed: int
+    env: EnvSection
+    model: ModelSection
+    data: DataSection
+    train: EstimatorSpec
+    evaluate: EvaluateSection
+    deploy: DeploySection
+    tracking: TrackingSection
+    runner: RunnerSection

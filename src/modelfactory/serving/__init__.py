@@ -1,0 +1,1 @@
+"""Serving: the scoring script that follows the Azure ML online-endpoint contract."""

@@ -1,0 +1,148 @@
+"""MLflow tracking: one parent run per pipeline run, one nested run per stage.
+
+Locally the store is a SQLite database at an absolute path (mlruns/mlflow.db), so every kernel of
+a run writes to the same place whatever its working directory. ``tracking.uri`` in params (or
+``MLFLOW_TRACKING_URI``, through params/env/*.yaml) points elsewhere, e.g. an Azure ML workspace.
+mlflow is imported inside the functions: the CLI must start without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from modelfactory import paths
+
+RUN_FILE = "tracking.json"
+
+
+def tracking_uri(params: Mapping) -> str:
+    """The tracking URI from params, or the embedded SQLite store of this project."""
+    uri = params["tracking"]["uri"]
+    if uri:
+        return uri
+    folder = paths.tracking_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / 'mlflow.db').as_posix()}"
+
+
+def connect(params: Mapping) -> str:
+    """Point MLflow at the tracking store and return the id of the params' experiment."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    name = params["tracking"]["experiment"]
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A SQLite store would put artifacts under ./mlruns of whatever the working directory is;
+    # pin them next to the database instead.
+    location = (paths.tracking_dir() / "artifacts").as_uri() if uri.startswith("sqlite:") else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def start_stage_run(params: Mapping, run_dir: Path | None, stage: str, tags: Mapping[str, str]) -> str:
+    """Start (and make active) the MLflow run of one stage, nested under the pipeline's run.
+
+    With a run folder, the parent run is created by the first stage and remembered in
+    ``<run_dir>/tracking.json``; by hand in Jupyter (no run folder) the stage run stands alone.
+    """
+    import mlflow
+
+    experiment_id = connect(params)
+    while mlflow.active_run():  # a run left open by an earlier cell or notebook in this kernel
+        mlflow.end_run()
+    parent_id = None
+    if run_dir is not None:
+        record = Path(run_dir) / RUN_FILE
+        if record.is_file():
+            parent_id = json.loads(record.read_text())["parent_run_id"]
+        else:
+            parent = mlflow.MlflowClient().create_run(
+                experiment_id, run_name=f"{params['model']['name']}-{Path(run_dir).name}", tags=dict(tags)
+            )
+            parent_id = parent.info.run_id
+            _write_json(record, {"parent_run_id": parent_id, "experiment_id": experiment_id})
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=stage, parent_run_id=parent_id, tags={**tags, "stage": stage}
+    )
+    if run_dir is not None:
+        _write_json(Path(run_dir) / stage / RUN_FILE, {"run_id": run.info.run_id})
+    return run.info.run_id
+
+
+def log_stage_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
+    """Log numeric metrics to the active stage run."""
+    import mlflow
+
+    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items()})
+
+
+def log_stage_params(values: Mapping) -> None:
+    """Log flat params (dotted keys) to the active stage run."""
+    import mlflow
+
+    mlflow.log_params({k: str(v)[:500] for k, v in values.items()})
+
+
+def log_model(model, example, requirements: Sequence[str]) -> str:
+    """Log a fitted scikit-learn model to the active run, with an explicit environment.
+
+    The requirements are pinned to the installed versions: MLflow's own inference costs seconds
+    and lists packages the model does not need.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, model.predict(example))
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=signature, pip_requirements=pin_requirements(requirements)
+    )
+    return info.model_uri
+
+
+def pin_requirements(names: Sequence[str]) -> list[str]:
+    """``["pandas"]`` -> ``["pandas==2.3.3"]``, from the versions installed here."""
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def finish_stage_run(params: Mapping, run_dir: Path | None, stage: str, status: str,
+                     files: Sequence[Path] = (), end_parent: str | None = None) -> None:
+    """Close a stage's run: attach files (the executed notebook, its HTML), set its final status.
+
+    Called by the runner after the notebook ended, however it ended. ``end_parent`` closes the
+    pipeline's run too, with that status.
+    """
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run(status="FINISHED" if status == "FINISHED" else "FAILED")
+    if run_dir is None:
+        return
+    mlflow.set_tracking_uri(tracking_uri(params))
+    client = mlflow.MlflowClient()
+    stage_record = Path(run_dir) / stage / RUN_FILE
+    if stage_record.is_file():
+        run_id = json.loads(stage_record.read_text())["run_id"]
+        for path in files:
+            if Path(path).is_file():
+                client.log_artifact(run_id, str(path), artifact_path="notebook")
+        client.set_terminated(run_id, status=status)
+    parent_record = Path(run_dir) / RUN_FILE
+    if end_parent and parent_record.is_file():
+        client.set_terminated(json.loads(parent_record.read_text())["parent_run_id"], status=end_parent)
+
+
+def _write_json(path: Path, data: Mapping) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
