@@ -70,7 +70,7 @@ def write_index(run_dir: Path, manifest: Mapping) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #1f2328; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5rem; }}
 th, td {{ text-align: left; padding: .3rem .8rem; border-bottom: 1px solid #d0d7de; }}
-figure {{ display: inline-block; margin: .5rem; }} img {{ max-width: 32rem; border: 1px solid #d0d7de; }}
+figure {{ display: inline-block; margin: .5rem; vertical-align: top; }} img {{ max-width: 32rem; border: 1px solid #d0d7de; }}
 figcaption {{ font-size: .8rem; color: #57606a; }}
 </style></head><body>
 <h1>Run {esc(manifest['run_id'])}</h1>

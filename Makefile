@@ -1,0 +1,40 @@
+# modelfactory: `make run` runs the demo pipeline; `make test` runs the whole test suite.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test install notebooks bench lab clean
+
+run: $(STAMP) ## create .venv if needed, then run the demo pipeline for every demo model
+	$(BIN)/modelfactory run
+
+test: $(STAMP) ## run the whole suite: unit, notebooks (nbval), end-to-end, failure paths
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+install: $(STAMP) ## create .venv and install the pinned environment plus this project
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+notebooks: $(STAMP) ## re-execute notebooks/ in place so their saved outputs are current
+	$(BIN)/modelfactory notebooks
+
+bench: $(STAMP) ## benchmarks: runner vs plain Python (prints the ratio)
+	$(BIN)/python bench/pipeline.py
+
+lab: $(STAMP) ## open the notebooks in JupyterLab (binds 127.0.0.1)
+	cd notebooks && ../$(BIN)/jupyter lab --ip 127.0.0.1
+
+clean: ## remove the virtualenv and caches (runs/ and mlruns/ hold your results: delete those by hand)
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
