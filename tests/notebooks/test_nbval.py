@@ -48,4 +48,5 @@ def test_nbval_catches_a_changed_result(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 1, done.stdout[-3000:]
-    assert ">= 300" in done.stdout and "1 failed" in done.stdout
+    assert "Cell outputs differ" in done.stdout and "&gt;= 300" in done.stdout
+    assert "1 failed" in done.stdout
