@@ -1,0 +1,49 @@
+"""Shared helpers: a throw-away copy of the project, and the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_PARTS = ("params", "pipelines", "notebooks")
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of what a run reads (params, pipelines, notebooks) in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in PROJECT_PARTS:
+        shutil.copytree(ROOT / part, dest / part)
+    return dest
+
+
+def clean_env(**extra: str) -> dict:
+    """Our environment without anything that would point a run elsewhere."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MODELFACTORY_") and k != "MLFLOW_TRACKING_URI"}
+    env.update(extra)
+    return env
+
+
+def cli(project: Path, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``modelfactory <args>`` in ``project`` and return the finished process."""
+    return subprocess.run([sys.executable, "-m", "modelfactory", *args], cwd=project, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def runs_of(project: Path) -> list[dict]:
+    """Manifests of the project's runs, oldest first."""
+    found = [json.loads(p.read_text()) for p in (project / "runs").glob("*/manifest.json")]
+    return sorted(found, key=lambda m: m["created"])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh project copy with no runs."""
+    return copy_project(tmp_path / "project")

@@ -1,0 +1,124 @@
+"""End to end: the whole pipeline, headless, in a copy of the project, as `make run` runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import cli, copy_project, runs_of
+from modelfactory.params import params_hash
+
+pytestmark = pytest.mark.e2e
+STAGES = ["explore", "train", "evaluate", "deploy"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
+    done = cli(project, "run")
+    return project, done
+
+
+def test_run_succeeds_for_both_demo_models(full_run):
+    project, done = full_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifests = runs_of(project)
+    assert sorted(m["model"] for m in manifests) == ["breast_cancer", "diabetes"]
+    for m in manifests:
+        assert m["status"] == "succeeded"
+        assert [m["stages"][s]["status"] for s in STAGES] == ["succeeded"] * 4
+        assert f"report: runs/{m['run_id']}/index.html" in done.stdout
+    assert re.search(r"\[2/4\] train ok \(\d+\.\d s\)", done.stdout)
+
+
+def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):
+    project, _ = full_run
+    for m in runs_of(project):
+        run_dir = project / "runs" / m["run_id"]
+        params = yaml.safe_load((run_dir / "params.yaml").read_text())
+        assert m["params_hash"] == params_hash(params)
+        assert re.fullmatch(r"[0-9a-f]{12}", m["data_hash"])
+        assert m["packages"]["papermill"] and m["packages"]["scikit-learn"]
+        assert set(m["git"]) == {"commit", "dirty"}
+        for stage in STAGES:
+            record = m["stages"][stage]
+            assert (run_dir / record["notebook"]).is_file() and (run_dir / record["html"]).is_file()
+            assert record["duration_s"] > 0 and record["start"] < record["end"]
+            assert record["outputs"], stage
+            html = (run_dir / record["html"]).read_text()
+            assert not re.search(r"<script[^>]+src=\"https?:", html), "report needs a CDN"
+            notebook = json.loads((run_dir / record["notebook"]).read_text())
+            assert notebook["metadata"]["papermill"]["input_path"] == f"notebooks/{stage}.ipynb"
+            assert not re.search(r'"/(tmp|work|root|home)/', (run_dir / record["notebook"]).read_text())
+        index = (run_dir / "index.html").read_text()
+        assert all(f'href="{s}.html"' in index for s in STAGES)
+        assert 'src="evaluate/diagnostics.png"' in index
+        assert m["headline_metrics"], "evaluate's metrics reach the manifest"
+        assert (run_dir / "deploy/package/score.py").is_file()
+
+
+def test_mlflow_has_a_parent_run_and_a_nested_run_per_stage(full_run):
+    project, _ = full_run
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("modelfactory-dev")
+    assert experiment.artifact_location.startswith("file://") and str(project / "mlruns") in experiment.artifact_location
+    for m in runs_of(project):
+        parent_id = json.loads((project / "runs" / m["run_id"] / "tracking.json").read_text())["parent_run_id"]
+        parent = client.get_run(parent_id)
+        assert parent.info.status == "FINISHED"
+        children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+        assert sorted(c.info.run_name for c in children) == sorted(STAGES)
+        for child in children:
+            assert child.info.status == "FINISHED"
+            names = {a.path for a in client.list_artifacts(child.info.run_id, "notebook")}
+            stage = child.info.run_name
+            assert names == {f"notebook/{stage}.ipynb", f"notebook/{stage}.html"}
+        evaluate = next(c for c in children if c.info.run_name == "evaluate")
+        primary = "holdout_rmse" if m["model"] == "diabetes" else "holdout_roc_auc"
+        assert evaluate.data.metrics[primary] == pytest.approx(m["headline_metrics"][primary])
+
+
+def test_runs_and_report_commands(full_run):
+    project, _ = full_run
+    listing = cli(project, "runs")
+    assert listing.returncode == 0
+    for m in runs_of(project):
+        assert re.search(rf"{m['run_id']}\s+{m['model']}\s+dev\s+succeeded\s+holdout_", listing.stdout)
+    report = cli(project, "report", "latest")
+    assert report.returncode == 0 and report.stdout.strip().endswith("index.html")
+    assert Path(report.stdout.strip()).is_file()
+    missing = cli(project, "report", "nope")
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_selected_stages_reuse_the_latest_successful_outputs(full_run):
+    project, _ = full_run
+    first = next(m for m in runs_of(project) if m["model"] == "diabetes")
+    done = cli(project, "run", "--model", "diabetes", "--env", "dev", "--set", "train.alpha=0.3",
+               "--stages", "train,evaluate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    latest = runs_of(project)[-1]
+    assert latest["stages"]["explore"]["status"] == "reused"
+    assert latest["stages"]["explore"]["reused_from"] == first["run_id"]
+    assert latest["stages"]["deploy"]["status"] == "not selected"
+    assert [latest["stages"][s]["status"] for s in ("train", "evaluate")] == ["succeeded", "succeeded"]
+    params = yaml.safe_load((project / "runs" / latest["run_id"] / "params.yaml").read_text())
+    assert params["train"]["alpha"] == 0.3
+    assert latest["headline_metrics"]["holdout_rmse"] != first["headline_metrics"]["holdout_rmse"]
+
+
+def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
+    done = cli(project, "run", "--model", "diabetes", "--stages", "train")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: train needs the outputs of stage explore (dataset.parquet), but any earlier run of diabetes "
+        "in env dev has no successful explore stage; run it first: modelfactory run --model diabetes "
+        "--env dev --stages explore"
+    )
+    assert not (project / "runs").exists() or not list((project / "runs").iterdir())
