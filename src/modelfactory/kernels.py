@@ -9,6 +9,8 @@ the next one is started and warmed while the current stage runs.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,16 +24,27 @@ class KernelSession:
 
     def __init__(self, kernel_name: str, cwd: Path, env: Mapping[str, str], preload: Sequence[str],
                  start_timeout: int):
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
 
-        self.km = KernelManager(kernel_name=kernel_name)
-        self.km.start_kernel(cwd=str(cwd), env=dict(env))
-        self.kc = self.km.client()
-        self.kc.start_channels()
+        # nbclient (under papermill) drives the kernel through this manager on its event loop, so it
+        # must be the async kind. IPC sockets in a private folder: no TCP ports, no plain-text warning.
+        self._sockets = tempfile.mkdtemp(prefix="modelfactory-kernel-")
+        self.km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(self._sockets) / "k"))
+        run_sync(self.km.start_kernel)(cwd=str(cwd), env=dict(env))
+        self.kc = self._client()
         self.start_timeout = start_timeout
         code = "\n".join(f"import {name}" for name in preload)
         # Queued now, executed as soon as the kernel is up: the imports happen while we do other work.
         self._preload = self.kc.execute(code, silent=True, store_history=False) if code else None
+
+    def _client(self):
+        from jupyter_client.blocking import BlockingKernelClient
+
+        client = BlockingKernelClient(connection_file=self.km.connection_file)
+        client.load_connection_file()
+        client.start_channels()
+        return client
 
     def wait_until_warm(self) -> None:
         """Block until the kernel answered and finished its imports; fail clearly if it cannot."""
@@ -61,9 +74,8 @@ class KernelSession:
 
     def run(self, code: str, timeout: float = 120) -> tuple[str | None, str | None]:
         """Run code in the kernel; return (ename, evalue) of its error, or (None, None)."""
-        # A client per call: papermill's event loop leaves an older client unable to hear replies.
-        client = self.km.client()
-        client.start_channels()
+        # A client per call, so replies to earlier requests never get in the way.
+        client = self._client()
         try:
             reply = client.execute_interactive(code, timeout=timeout, store_history=False,
                                                output_hook=lambda msg: None, allow_stdin=False)
@@ -77,16 +89,21 @@ class KernelSession:
     @property
     def alive(self) -> bool:
         """Whether the kernel process is still running."""
-        return bool(self.km.is_alive())
+        from jupyter_core.utils import run_sync
+
+        return bool(run_sync(self.km.is_alive)())
 
     def shutdown(self) -> None:
         """Stop the kernel and close our client; safe to call twice."""
+        from jupyter_core.utils import run_sync
+
         try:
             if self.kc.channels_running:
                 self.kc.stop_channels()
         finally:
             if self.km.has_kernel:
-                self.km.shutdown_kernel(now=True)
+                run_sync(self.km.shutdown_kernel)(now=True)
+            shutil.rmtree(self._sockets, ignore_errors=True)
 
 
 class KernelPool:

@@ -275,10 +275,12 @@ def _cell_error(kind, exec_count, cell_index, line: str, ename: str) -> StageFai
 
 
 def _running_cell(nb) -> tuple[int, dict | None]:
-    for index, cell in enumerate(nb.cells):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return index, cell
-    return len(nb.cells) - 1, None
+    """The cell that was executing when the kernel died or the clock ran out: the last one started."""
+    started = [i for i, c in enumerate(nb.cells)
+               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return 0, None
+    return started[-1], nb.cells[started[-1]]
 
 
 def _add_banner(nb, index: int, line: str) -> None:
@@ -358,14 +360,13 @@ def _finish_manifest(run: PlannedRun, status: str) -> None:
 
 def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, notebook: Path, html: Path | None) -> str:
     details = getattr(error, "details", {})
-    cell = details.get("cell_index")
     count = details.get("execution_count")
-    where = f"cell {cell}" + (f" (In [{count}])" if count else "") if cell is not None else "after the last cell"
+    where = f"at cell In [{count}]" if count else "at the cell after the red banner in the notebook"
     rerun = (f"modelfactory run --model {run.params['model']['name']} --env {run.params['env']['name']} "
              f"--stages {stage} --params-file {paths.relative_to_root(run.run_dir / 'params.yaml')} "
              f"--from-run {run.run_id}")
     lines = [
-        f"FAILED stage {stage} of run {run.run_id}, {where}",
+        f"FAILED stage {stage} of run {run.run_id} {where}",
         f"  error:    {details.get('summary', str(error))}",
         f"  notebook: {paths.relative_to_root(notebook)}" if notebook.exists() else "  notebook: (not written)",
     ]
