@@ -83,12 +83,12 @@ def split_data(frame: pd.DataFrame, data_params: Mapping, seed: int) -> tuple[pd
     return train.sort_index(), holdout.sort_index()
 
 
-def split_summary(train: pd.DataFrame, holdout: pd.DataFrame, target: str) -> pd.DataFrame:
+def split_summary(train: pd.DataFrame, holdout: pd.DataFrame, target: str, decimals: int) -> pd.DataFrame:
     """Rows and target mean per split: a quick look that the split is balanced."""
     return pd.DataFrame(
         {"rows": [len(train), len(holdout)], "target mean": [train[target].mean(), holdout[target].mean()]},
         index=["train", "holdout"],
-    ).round(3)
+    ).round(decimals)
 
 
 def dataset_hash(frame: pd.DataFrame) -> str:

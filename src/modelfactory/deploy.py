@@ -17,12 +17,12 @@ SCORE_SCRIPT = Path(__file__).parent / "serving" / "score.py"
 
 
 def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame) -> pd.DataFrame:
-    """Write a self-contained package: the model, score.py and a sample request. Lists its files."""
+    """Write a self-contained package: the model, score.py and a one-row sample request. Lists its files."""
     if package_dir.exists():
         shutil.rmtree(package_dir)
     shutil.copytree(model_dir, package_dir / "model")
     shutil.copy2(SCORE_SCRIPT, package_dir / "score.py")
-    (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample), indent=2))
+    (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())
     return pd.DataFrame({"file": [p.relative_to(package_dir).as_posix() for p in files]})
 
@@ -59,11 +59,12 @@ def compare_answers(answers: np.ndarray, expected: np.ndarray, tolerance: float)
     )
 
 
-def require_match(check: pd.DataFrame) -> None:
-    """Stop the stage when the package's answers differ from the trained model's."""
+def require_match(check: pd.DataFrame) -> float:
+    """Stop the stage when the package's answers differ from the trained model's; else the difference."""
     row = check.iloc[0]
     if not bool(row["match"]):
         raise ModelfactoryError(
             f"the packaged model answers differently: {row['rows scored']} of {row['rows expected']} rows, "
             f"max difference {row['max abs difference']} > deploy.tolerance {row['tolerance']}"
         )
+    return float(row["max abs difference"])

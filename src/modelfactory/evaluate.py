@@ -17,12 +17,12 @@ def compare_models(models: Mapping[str, object], holdout: pd.DataFrame, target: 
     return pd.DataFrame(rows).T[list(metrics)]
 
 
-def judge_against_baseline(comparison: pd.DataFrame, primary_metric: str) -> pd.DataFrame:
+def judge_against_baseline(comparison: pd.DataFrame, primary_metric: str, decimals: int) -> pd.DataFrame:
     """Whether the candidate beats the baseline on the primary metric, as a one-row table."""
     cand, base = comparison.loc["candidate", primary_metric], comparison.loc["baseline", primary_metric]
     better = cand > base if modeling.higher_is_better(primary_metric) else cand < base
     return pd.DataFrame(
-        {"metric": [primary_metric], "candidate": [round(cand, 3)], "baseline": [round(base, 3)],
+        {"metric": [primary_metric], "candidate": [round(cand, decimals)], "baseline": [round(base, decimals)],
          "higher is better": [modeling.higher_is_better(primary_metric)], "beats baseline": [bool(better)]}
     ).set_index("metric")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 
-def profile_data(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per column: dtype, missing values, and basic statistics, rounded to 3 decimals."""
+def profile_data(frame: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """One row per column: dtype, missing values, and basic statistics."""
     numeric = frame.select_dtypes("number")
     profile = pd.DataFrame(
         {
@@ -18,18 +18,18 @@ def profile_data(frame: pd.DataFrame) -> pd.DataFrame:
             "max": numeric.max(),
         }
     )
-    return profile.round(3)
+    return profile.round(decimals)
 
 
-def summarize_data(frame: pd.DataFrame, target: str, task: str) -> pd.DataFrame:
+def summarize_data(frame: pd.DataFrame, target: str, task: str, decimals: int) -> pd.DataFrame:
     """Headline facts: shape, missing cells, and the target's distribution."""
     facts = {"rows": len(frame), "columns": frame.shape[1], "missing cells": int(frame.isna().sum().sum())}
     if task == "classification":
         for label, share in frame[target].value_counts(normalize=True).sort_index().items():
-            facts[f"share of class {label}"] = round(float(share), 3)
+            facts[f"share of class {label}"] = round(float(share), decimals)
     else:
         described = frame[target].describe()
-        facts.update({f"target {k}": round(float(described[k]), 3) for k in ("mean", "std", "min", "max")})
+        facts.update({f"target {k}": round(float(described[k]), decimals) for k in ("mean", "std", "min", "max")})
     return pd.DataFrame({"value": facts})
 
 

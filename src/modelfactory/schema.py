@@ -98,6 +98,12 @@ class TrackingSection(Section):
     model_requirements: list[str] = Field(min_length=1)
 
 
+class ReportSection(Section):
+    """How results are shown in notebooks and reports."""
+
+    decimals: int = Field(ge=0, le=12)
+
+
 class RunnerSection(Section):
     """How papermill runs the notebooks."""
 
@@ -119,4 +125,5 @@ class Params(Section):
     evaluate: EvaluateSection
     deploy: DeploySection
     tracking: TrackingSection
+    report: ReportSection
     runner: RunnerSection

@@ -102,7 +102,7 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example, model.predict(example))
+    signature = infer_signature(example, model.predict(example))  # cheap: column names and types
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, pip_requirements=pin_requirements(requirements)
     )

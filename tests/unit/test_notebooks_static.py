@@ -1,0 +1,56 @@
+"""The notebooks keep the house rules: thin, one parameters cell, no logic, no machine paths."""
+
+import ast
+import json
+import re
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+from modelfactory.pipeline import load_pipeline
+
+NOTEBOOKS = [ROOT / s.notebook for s in load_pipeline("training", ROOT).stages]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_shape(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and "| parameter |" in first.source, "opens with a parameter table"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assigned = {}
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant), ast.unparse(node)
+        assigned[node.targets[0].id] = node.value.value
+    assert assigned == {"model": "diabetes", "env": "dev", "params": None, "run_dir": None}
+    setup = nb.cells[nb.cells.index(tagged[0]) + 1].source
+    assert "params = params or resolve(model, env)" in setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_are_short_calls_without_definitions_or_literals(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        tree = ast.parse(cell.source)
+        assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda)) for n in ast.walk(tree)), cell.source
+        assert len(cell.source.splitlines()) <= 8, cell.source
+        numbers = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                   and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+        assert numbers == [], f"hard-coded numbers {numbers} in: {cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_outputs_carry_no_machine_paths_or_run_metadata(path):
+    text = path.read_text()
+    assert not re.search(r'"/(work|tmp|root|home|Users)/', text)
+    nb = json.loads(text)
+    assert "papermill" not in nb["metadata"]
+    assert all("papermill" not in c["metadata"] for c in nb["cells"])
+    assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "outputs are kept"
+    assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))

@@ -1,0 +1,47 @@
+"""Pipeline definitions: the shipped one is valid, malformed ones get one clear line."""
+
+import pytest
+
+from conftest import ROOT, copy_project
+from modelfactory.errors import PipelineError
+from modelfactory.pipeline import load_pipeline, select_stages
+
+
+def test_training_pipeline_wires_the_four_notebooks():
+    spec = load_pipeline("training", ROOT)
+    assert spec.names == ["explore", "train", "evaluate", "deploy"]
+    assert spec.stage("evaluate").needs == {"train": ["model/MLmodel", "train.parquet", "holdout.parquet"]}
+    assert all((ROOT / s.notebook).is_file() for s in spec.stages)
+
+
+def test_select_stages_keeps_pipeline_order_and_rejects_unknown():
+    spec = load_pipeline("training", ROOT)
+    assert select_stages(spec, ["evaluate", "train"]) == ["train", "evaluate"]
+    assert select_stages(spec, None) == spec.names
+    with pytest.raises(PipelineError, match="--stages: unknown stage 'trian'; training has explore, train"):
+        select_stages(spec, ["trian"])
+
+
+@pytest.mark.parametrize("edit,message", [
+    (("- name: train\n", "- name: train\n    needs_: {}\n"), "pipelines/training.yaml: stages.1.needs_: Extra inputs are not permitted"),
+    (("notebook: notebooks/train.ipynb", "notebook: notebooks/trian.ipynb"),
+     "pipelines/training.yaml: stage train: notebook notebooks/trian.ipynb does not exist"),
+    (("    needs:\n      explore: [dataset.parquet]", "    needs:\n      deploy: [package]"),
+     "pipelines/training.yaml: stage train needs 'deploy', which is not an earlier stage (explore)"),
+    (("- name: evaluate", "- name: train"), "pipelines/training.yaml: stage 'train' appears twice"),
+    (("stages:", "stages: ["), "pipelines/training.yaml: YAML does not parse"),
+])
+def test_malformed_pipeline_is_one_line(tmp_path, edit, message):
+    root = copy_project(tmp_path / "p")
+    path = root / "pipelines" / "training.yaml"
+    path.write_text(path.read_text().replace(*edit, 1))
+    with pytest.raises(PipelineError) as info:
+        load_pipeline("training", root)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value).split("YAML does not parse")[0]
+
+
+def test_unknown_pipeline_lists_what_exists(tmp_path):
+    root = copy_project(tmp_path / "p")
+    with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/scoring.yaml \(pipelines/ has training\)"):
+        load_pipeline("scoring", root)
