@@ -63,18 +63,23 @@ def new_run_id(model: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}-{pyrandom.token_hex(2)}"
 
 
-def plan_runs(requests: Sequence[RunRequest], pipeline: PipelineSpec, argv: Sequence[str]) -> list[PlannedRun]:
-    """Resolve and check every request's params and inputs; create the run folders.
+def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
+    """Resolve and check every request's params, stages and inputs.
 
-    Everything a user can get wrong is caught here, before any kernel starts.
+    Everything a user can get wrong in a request is caught here, before any kernel starts.
     """
-    root = paths.project_root()
     checked = []
     for req in requests:
         resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
         stages = select_stages(pipeline, req.stages)
         sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run)
         checked.append((req, resolved, stages, sources))
+    return checked
+
+
+def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence[str]) -> list[PlannedRun]:
+    """Create one run folder per checked request, with its params, reused inputs and manifest."""
+    root = paths.project_root()
     planned = []
     for req, resolved, stages, sources in checked:
         model, env = resolved["model"]["name"], resolved["env"]["name"]
@@ -138,24 +143,19 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
     return found
 
 
-def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, say: Callable[[str], None] = print,
+def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Callable[[str], None] = print,
             progress: bool = False) -> int:
     """Run every planned stage; return the exit code (0, or the failed stage's documented code)."""
-    from modelfactory.kernels import KernelPool, kernel_env
-
     root = paths.project_root()
-    runner_params = planned[0].params["runner"]
-    pool = KernelPool(runner_params, root / "notebooks", kernel_env(root))
-    pool.prestart()
-    try:
-        _preflight(pool, planned)
-        for run in planned:
-            code = _execute_run(run, pipeline, pool, root, say, progress)
-            if code:
-                return code
-        return 0
-    finally:
-        pool.close()
+    import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
+    from modelfactory import report  # noqa: F401
+
+    _preflight(pool, planned)
+    for run in planned:
+        code = _execute_run(run, pipeline, pool, root, say, progress)
+        if code:
+            return code
+    return 0
 
 
 def _preflight(pool, planned: Sequence[PlannedRun]) -> None:
@@ -173,63 +173,78 @@ def _preflight(pool, planned: Sequence[PlannedRun]) -> None:
 
 def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
                  say: Callable[[str], None], progress: bool) -> int:
+    """Run one model's stages in order; stop at the first that does not succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
     total = len(run.stages)
     say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
         f"stages {', '.join(run.stages)}")
-    for number, name in enumerate(run.stages, 1):
-        is_last = number == total
-        record = run.manifest["stages"][name]
-        record.update(status="running", start=manifests.now())
-        manifests.write(run.run_dir, run.manifest)
-        say(f"  [{number}/{total}] {name} ...")
-        started = time.monotonic()
-        error: StageFailedError | None = None
-        interrupted = False
-        kernel = pool.acquire()
-        try:
-            _run_notebook(run, pipeline.stage(name), kernel, root, progress)
-            _check_outputs(run, pipeline.stage(name))
-        except StageFailedError as exc:
-            error = exc
-        except PipelineError as exc:
-            error = StageFailedError(str(exc))
-        except KeyboardInterrupt:
-            interrupted = True
-        duration = time.monotonic() - started
-        notebook = run.run_dir / f"{name}.ipynb"
-        html = _render(notebook)
-        status = "interrupted" if interrupted else "failed" if error else "succeeded"
-        record.update(status=status, end=manifests.now(), duration_s=round(duration, 3),
-                      notebook=notebook.name if notebook.exists() else None,
-                      html=html.name if html else None, outputs=_list_outputs(run.run_dir / name))
-        if error is not None:
-            record["error"] = getattr(error, "details", {"summary": str(error)})
-        if name == "explore" or pipeline.dataset and pipeline.dataset.startswith(f"{name}/"):
-            run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset) if pipeline.dataset else None
-        if pipeline.stage(name).headline:
-            from modelfactory.report import read_metrics
-
-            run.manifest["headline_metrics"] = read_metrics(run.run_dir / name / "metrics.json")
-        final = status != "succeeded" or is_last
-        _close_tracking(run, name, status, [notebook, html] if html else [notebook], final, kernel, pool)
-        if status != "succeeded":
-            for later in run.stages[number:]:
-                run.manifest["stages"][later]["status"] = "skipped"
-        if final:
-            _finish_manifest(run, "succeeded" if status == "succeeded" else status)
-        else:
+    renders = {}
+    outcome: tuple[str, str, StageFailedError | None, float] | None = None
+    # HTML renders in a background thread while the kernel (another process) runs the next stage.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as renderer:
+        for number, name in enumerate(run.stages, 1):
+            record = run.manifest["stages"][name]
+            record.update(status="running", start=manifests.now())
             manifests.write(run.run_dir, run.manifest)
-        if interrupted:
-            say(f"  [{number}/{total}] {name} interrupted after {duration:.1f} s; kept what was written in "
-                f"{paths.relative_to_root(run.run_dir)}")
-            raise KeyboardInterrupt
-        if error is not None:
-            say(_failure_block(run, name, error, notebook, html))
-            return error.exit_code
-        say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
-    index = paths.relative_to_root(run.run_dir / "index.html")
-    say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n  report: {index}")
-    return 0
+            say(f"  [{number}/{total}] {name} ...")
+            started = time.monotonic()
+            error: StageFailedError | None = None
+            status = "succeeded"
+            try:
+                kernel = pool.acquire()
+                _run_notebook(run, pipeline.stage(name), kernel, root, progress)
+                _check_outputs(run, pipeline.stage(name))
+            except StageFailedError as exc:
+                error, status = exc, "failed"
+            except PipelineError as exc:
+                error, status = StageFailedError(str(exc)), "failed"
+            except KeyboardInterrupt:
+                status = "interrupted"
+            duration = time.monotonic() - started
+            notebook = run.run_dir / f"{name}.ipynb"
+            if notebook.exists():
+                renders[name] = renderer.submit(_render, notebook)
+            record.update(status=status, end=manifests.now(), duration_s=round(duration, 3),
+                          notebook=notebook.name if notebook.exists() else None,
+                          outputs=_list_outputs(run.run_dir / name))
+            if error is not None:
+                record["error"] = getattr(error, "details", {"summary": str(error)})
+            _record_run_facts(run, pipeline, name)
+            manifests.write(run.run_dir, run.manifest)
+            if status != "succeeded":
+                for later in run.stages[number:]:
+                    run.manifest["stages"][later]["status"] = "skipped"
+                outcome = (name, status, error, duration)
+                break
+            say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
+        htmls = {name: future.result() for name, future in renders.items()}
+    for name, html in htmls.items():
+        run.manifest["stages"][name]["html"] = html.name if html else None
+    final_status = outcome[1] if outcome else "succeeded"
+    _close_tracking(run, htmls, final_status, pool)
+    _finish_manifest(run, final_status)
+    if outcome is None:
+        say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
+            f"  report: {paths.relative_to_root(run.run_dir / 'index.html')}")
+        return 0
+    name, status, error, duration = outcome
+    if status == "interrupted":
+        say(f"  [{run.stages.index(name) + 1}/{total}] {name} interrupted after {duration:.1f} s; kept what "
+            f"was written in {paths.relative_to_root(run.run_dir)}")
+        raise KeyboardInterrupt
+    say(_failure_block(run, name, error, run.run_dir / f"{name}.ipynb", htmls.get(name)))
+    return error.exit_code
+
+
+def _record_run_facts(run: PlannedRun, pipeline: PipelineSpec, stage: str) -> None:
+    """The data hash once the dataset exists; the headline metrics once the headline stage ran."""
+    if pipeline.dataset and pipeline.dataset.startswith(f"{stage}/"):
+        run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset)
+    if pipeline.stage(stage).headline:
+        from modelfactory.report import read_metrics
+
+        run.manifest["headline_metrics"] = read_metrics(run.run_dir / stage / "metrics.json")
 
 
 def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:
@@ -329,25 +344,32 @@ def _render(notebook: Path) -> Path | None:
         return None
 
 
-def _close_tracking(run: PlannedRun, stage: str, status: str, files: list[Path], final: bool,
-                    kernel, pool) -> None:
-    """Attach the notebook and HTML to the stage's MLflow run and set its final status."""
-    mlflow_status = {"succeeded": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
-    parent = ("FINISHED" if status == "succeeded" else mlflow_status) if final else None
-    args = [run.params, str(run.run_dir), stage, mlflow_status, [str(f) for f in files], parent]
-    code = ("from modelfactory.tracking import finish_stage_run as _mf_finish\n"
+def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status: str, pool) -> None:
+    """Attach each stage's notebook and HTML to its MLflow run; set the final statuses.
+
+    Runs in the warm kernel when it is alive (MLflow is imported there already), else in a
+    short-lived Python process.
+    """
+    to_mlflow = {"succeeded": "FINISHED", "interrupted": "KILLED"}
+    stages = []
+    for name in run.stages:
+        record = run.manifest["stages"][name]
+        if record["status"] in ("succeeded", "failed", "interrupted"):
+            files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html")) if f]
+            stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
+    args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED")]
+    code = ("from modelfactory.tracking import finish_pipeline_run as _mf_finish\n"
             f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
-    if status != "interrupted" and kernel.alive:
+    kernel = pool.current
+    if final_status != "interrupted" and kernel is not None and kernel.alive:
         ename, evalue = kernel.run(code)
         if ename is None:
-            if not run.params["runner"]["shared_kernel"]:
-                pool.release()
             return
     pool.release()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if done.returncode:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        print(f"  warning: could not close the MLflow run of {stage}: {tail[0]}", file=sys.stderr)
+        print(f"  warning: could not close the MLflow runs of {run.run_id}: {tail[0]}", file=sys.stderr)
 
 
 def _finish_manifest(run: PlannedRun, status: str) -> None:
@@ -393,10 +415,18 @@ def _file_hash(path: Path) -> str | None:
 def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),
                  say: Callable[[str], None] = print, progress: bool = False) -> int:
     """Plan and execute; the exit code follows docs/running.md."""
+    from modelfactory.kernels import KernelPool, kernel_env
+
     pipeline = load_pipeline(pipeline_name)
-    planned = plan_runs(requests, pipeline, argv)
+    checked = check_requests(requests, pipeline)
+    root = paths.project_root()
+    # The params are valid: start the kernel now, so it warms up while the run folders are made.
+    pool = KernelPool(checked[0][1]["runner"], root / "notebooks", kernel_env(root))
+    pool.prestart()
+    planned: list[PlannedRun] = []
     try:
-        return execute(planned, pipeline, say, progress)
+        planned = create_runs(checked, pipeline, argv)
+        return execute(planned, pipeline, pool, say, progress)
     except KeyboardInterrupt:
         for run in planned:
             if run.manifest["status"] == "running":
@@ -405,3 +435,5 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
                         record["status"] = "interrupted" if record["status"] == "running" else "skipped"
                 _finish_manifest(run, "interrupted")
         raise
+    finally:
+        pool.close()

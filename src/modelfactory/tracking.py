@@ -114,31 +114,34 @@ def pin_requirements(names: Sequence[str]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in names]
 
 
-def finish_stage_run(params: Mapping, run_dir: Path | None, stage: str, status: str,
-                     files: Sequence[Path] = (), end_parent: str | None = None) -> None:
-    """Close a stage's run: attach files (the executed notebook, its HTML), set its final status.
+def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[Sequence],
+                        parent_status: str) -> None:
+    """Close a pipeline run in MLflow, however it ended.
 
-    Called by the runner after the notebook ended, however it ended. ``end_parent`` closes the
-    pipeline's run too, with that status.
+    Args:
+        params: the run's params (for the tracking URI).
+        run_dir: the run folder, holding tracking.json files written by the stages.
+        stages: ``[stage, status, [files to attach]]`` for each stage that ran.
+        parent_status: the final status of the pipeline's parent run.
     """
     import mlflow
 
     while mlflow.active_run():
-        mlflow.end_run(status="FINISHED" if status == "FINISHED" else "FAILED")
-    if run_dir is None:
-        return
+        mlflow.end_run(status=parent_status)
     mlflow.set_tracking_uri(tracking_uri(params))
     client = mlflow.MlflowClient()
-    stage_record = Path(run_dir) / stage / RUN_FILE
-    if stage_record.is_file():
-        run_id = json.loads(stage_record.read_text())["run_id"]
+    for stage, status, files in stages:
+        record = Path(run_dir) / stage / RUN_FILE
+        if not record.is_file():  # the stage died before its MLflow run started
+            continue
+        run_id = json.loads(record.read_text())["run_id"]
         for path in files:
             if Path(path).is_file():
                 client.log_artifact(run_id, str(path), artifact_path="notebook")
         client.set_terminated(run_id, status=status)
     parent_record = Path(run_dir) / RUN_FILE
-    if end_parent and parent_record.is_file():
-        client.set_terminated(json.loads(parent_record.read_text())["parent_run_id"], status=end_parent)
+    if parent_record.is_file():
+        client.set_terminated(json.loads(parent_record.read_text())["parent_run_id"], status=parent_status)
 
 
 def _write_json(path: Path, data: Mapping) -> None:

@@ -93,13 +93,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):
                             text=True)
     deadline = time.monotonic() + 180
     try:
-        while time.monotonic() < deadline:  # bounded wait until the train stage is running
+        while time.monotonic() < deadline and proc.poll() is None:  # bounded wait for the train stage
             found = list((project / "runs").glob("*/manifest.json")) if (project / "runs").exists() else []
             if found and json.loads(found[0].read_text())["stages"]["train"]["status"] == "running":
                 break
             time.sleep(0.5)
         else:
-            pytest.fail("the train stage never started")
+            out, err = proc.communicate(timeout=60)
+            pytest.fail(f"the train stage never started:\n{out}\n{err}")
         time.sleep(4)  # inside the sleeping cell
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
