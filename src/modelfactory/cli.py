@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params_args(show, many_models=False)
 
     sub.add_parser("notebooks", help="re-execute notebooks/ in place, so their saved outputs are current")
+
+    promote = sub.add_parser("promote", help="make a registered version the champion (the old one is kept for rollback)")
+    promote.add_argument("--model", required=True, metavar="M")
+    promote.add_argument("--version", required=True, metavar="N")
+    promote.add_argument("--env", metavar="E", help="whose tracking store (default: $MODELFACTORY_ENV or dev)")
+
+    rollback = sub.add_parser("rollback", help="make the previous champion the champion again")
+    rollback.add_argument("--model", required=True, metavar="M")
+    rollback.add_argument("--env", metavar="E")
+
+    champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
+    champion.add_argument("--model", required=True, metavar="M")
+    champion.add_argument("--env", metavar="E")
     return parser
 
 
@@ -141,7 +154,39 @@ def _cmd_notebooks(args, argv) -> int:
     return refresh_notebooks()
 
 
-COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+def _connect_registry(args) -> str:
+    from modelfactory.params import resolve
+    from modelfactory.tracking import connect
+
+    params = resolve(args.model, args.env)
+    connect(params)
+    return params["model"]["name"]
+
+
+def _cmd_promote(args, argv) -> int:
+    from modelfactory.registry import promote_by_hand
+
+    result = promote_by_hand(_connect_registry(args), args.version)
+    print(result["reason"])
+    return 0 if result["promoted"] else 2
+
+
+def _cmd_rollback(args, argv) -> int:
+    from modelfactory.registry import rollback
+
+    print(rollback(_connect_registry(args))["reason"])
+    return 0
+
+
+def _cmd_champion(args, argv) -> int:
+    from modelfactory.registry import PREVIOUS, champion_version, version_with_role
+
+    name = _connect_registry(args)
+    print(f"{name}: champion {champion_version(name) or 'none'}, previous {version_with_role(name, PREVIOUS) or 'none'}")
+    return 0
+
+
+COMMANDS = {"promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks}
 
 

@@ -10,11 +10,28 @@ import pandas as pd
 from modelfactory import modeling
 
 
+def models_to_compare(candidate, baseline, champion=None) -> dict:
+    """The models the evaluate stage scores on the holdout; the champion only when there is one."""
+    models = {"candidate": candidate, "baseline": baseline}
+    if champion is not None:
+        models["champion"] = champion
+    return models
+
+
 def compare_models(models: Mapping[str, object], holdout: pd.DataFrame, target: str, task: str,
                    metrics: Sequence[str]) -> pd.DataFrame:
     """Holdout metrics of each model, one row per model."""
     rows = {name: modeling.compute_metrics(m, holdout, target, task, metrics) for name, m in models.items()}
     return pd.DataFrame(rows).T[list(metrics)]
+
+
+def flatten_comparison(comparison: pd.DataFrame) -> dict[str, float]:
+    """``holdout_<metric>`` for the candidate, ``<model>_<metric>`` for the others: metric names for MLflow."""
+    flat = {}
+    for name, row in comparison.iterrows():
+        prefix = "holdout" if name == "candidate" else name
+        flat.update({f"{prefix}_{metric}": float(value) for metric, value in row.items()})
+    return flat
 
 
 def judge_against_baseline(comparison: pd.DataFrame, primary_metric: str, decimals: int) -> pd.DataFrame:
@@ -32,8 +49,8 @@ def plot_comparison(comparison: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    comparison.T.plot.bar(ax=ax, color=["#4c72b0", "#bbbbbb"], rot=0)
-    ax.set_title("Holdout metrics: candidate vs baseline")
+    comparison.T.plot.bar(ax=ax, color=["#4c72b0", "#bbbbbb", "#dd8452"][: len(comparison)], rot=0)
+    ax.set_title("Holdout metrics: " + " vs ".join(comparison.index))
     ax.legend(title=None)
     fig.tight_layout()
     plt.close(fig)

@@ -25,6 +25,7 @@ class StageSpec(BaseModel):
     needs: dict[str, list[str]] = {}
     produces: list[str] = []
     headline: bool = False
+    records: list[str] = []
 
 
 class PipelineSpec(BaseModel):

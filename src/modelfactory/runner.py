@@ -241,10 +241,12 @@ def _record_run_facts(run: PlannedRun, pipeline: PipelineSpec, stage: str) -> No
     """The data hash once the dataset exists; the headline metrics once the headline stage ran."""
     if pipeline.dataset and pipeline.dataset.startswith(f"{stage}/"):
         run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset)
-    if pipeline.stage(stage).headline:
-        from modelfactory.report import read_metrics
+    from modelfactory.report import read_metrics
 
+    if pipeline.stage(stage).headline:
         run.manifest["headline_metrics"] = read_metrics(run.run_dir / stage / "metrics.json")
+    for name in pipeline.stage(stage).records:  # decisions worth seeing in the manifest (the gate's)
+        run.manifest[Path(name).stem] = read_metrics(run.run_dir / stage / name)
 
 
 def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:

@@ -67,12 +67,28 @@ class EstimatorSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Limits(Section):
+    """Bounds a metric must stay within; either may be left out."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class GateSection(Section):
+    """The champion gate: thresholds, the margin over the champion, and what a rejection does."""
+
+    thresholds: dict[str, Limits]
+    margin: float = Field(ge=0.0)
+    fail_on_reject: bool
+
+
 class EvaluateSection(Section):
     """Holdout metrics and the baseline the model is compared with."""
 
     metrics: list[str] = Field(min_length=1)
     primary_metric: str
     baseline: EstimatorSpec
+    gate: GateSection
 
     @field_validator("primary_metric")
     @classmethod

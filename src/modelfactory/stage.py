@@ -106,7 +106,17 @@ class Stage:
             shutil.rmtree(target)
         target.mkdir(parents=True)
         mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
+        self.save_json({"model_uri": uri}, "model.json")
         return uri
+
+    def record_decision(self, decision: Mapping, name: str) -> dict:
+        """Write a decision (the gate's, a promotion) as JSON and as tags on the stage's MLflow run."""
+        import mlflow
+
+        self.save_json(decision, name)
+        prefix = Path(name).stem
+        mlflow.set_tags({f"{prefix}.{k}": str(v)[:5000] for k, v in decision.items() if not isinstance(v, (list, dict))})
+        return dict(decision)
 
     def load_model(self, stage: str = "train"):
         """Load the model an earlier stage saved, as the scikit-learn object."""

@@ -122,3 +122,33 @@ def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
         "--env dev --stages explore"
     )
     assert not (project / "runs").exists() or not list((project / "runs").iterdir())
+
+
+def test_first_run_registers_and_promotes_the_first_champion(full_run):
+    project, _ = full_run
+    for m in runs_of(project)[:2]:
+        assert m["gate"]["passed"] and m["gate"]["reason"] == "no champion yet; all thresholds met"
+        assert m["promotion"]["promoted"] and m["promotion"]["champion"] == m["gate"]["version"]
+    shown = cli(project, "champion", "--model", "diabetes")
+    assert shown.stdout.strip() == "diabetes: champion 1, previous none"
+
+
+def test_worse_model_is_rejected_and_champion_unchanged(full_run):
+    project, _ = full_run
+    done = cli(project, "run", "--model", "diabetes", "--set", "train.alpha=1000")
+    assert done.returncode == 0, done.stdout + done.stderr  # evaluate.gate.fail_on_reject is false
+    m = runs_of(project)[-1]
+    assert not m["gate"]["passed"]
+    assert m["gate"]["reason"].startswith("beats champion by margin 0.0: rmse=")
+    assert m["promotion"]["promoted"] is False and m["promotion"]["champion"] == "1"
+    assert cli(project, "champion", "--model", "diabetes").stdout.strip().startswith("diabetes: champion 1,")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    rejected = client.get_model_version("diabetes", m["gate"]["version"])
+    assert rejected.tags["role"] == "rejected" and rejected.tags["gate_reason"] == m["gate"]["reason"]
+
+    strict = cli(project, "run", "--model", "diabetes", "--set", "train.alpha=1000",
+                 "--set", "evaluate.gate.fail_on_reject=true", "--stages", "train,evaluate")
+    assert strict.returncode == 1
+    assert "ModelfactoryError: candidate rejected by the champion gate: beats champion" in strict.stdout

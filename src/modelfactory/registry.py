@@ -1,0 +1,171 @@
+"""The model registry: candidates, the champion, promotion and rollback. One API, two backends.
+
+Locally (SQLite store) the champion is the MLflow registry alias ``champion`` and the one before it
+``previous-champion``. Azure ML's MLflow registry does not promise aliases, so every change is also
+written as version tags (``role`` = champion / previous-champion / challenger / rejected), and
+reads fall back to the tags when the alias API is refused. Promotion is compare-and-set: it only
+happens if the champion is still the one the candidate was judged against, under a file lock when
+the store is local, so two runs finishing at once never leave two champions, none, or a worse one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator, Mapping
+
+from modelfactory import paths
+from modelfactory.errors import ModelfactoryError
+
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+
+
+class PromotionError(ModelfactoryError):
+    """The champion changed since the candidate was judged, or the version does not exist."""
+
+    exit_code = 2
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+@contextlib.contextmanager
+def registry_lock() -> Iterator[None]:
+    """Serialise promotions of this project's local store across processes."""
+    import mlflow
+
+    if not mlflow.get_tracking_uri().startswith("sqlite:"):
+        yield  # a remote registry: compare-and-set below is the only guard
+        return
+    lock_path = paths.tracking_dir() / "registry.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def version_with_role(name: str, role: str) -> str | None:
+    """The version holding a role (alias first, tags as the fallback), or None."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        return str(client.get_model_version_by_alias(name, role).version)
+    except MlflowException:
+        pass
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tag.role = '{role}'")
+    except MlflowException:
+        return None
+    return max((str(v.version) for v in found), key=int, default=None)
+
+
+def champion_version(name: str) -> str | None:
+    """The current champion's version of a registered model, or None."""
+    return version_with_role(name, CHAMPION)
+
+
+def load_champion(name: str):
+    """The current champion as a scikit-learn object, or None when there is none yet."""
+    import mlflow.sklearn
+
+    version = champion_version(name)
+    return None if version is None else mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def load_version(name: str, version: str | None):
+    """A registered version as a scikit-learn object; None for None."""
+    import mlflow.sklearn
+
+    return None if version is None else mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def promote_candidate(name: str, verdict: Mapping) -> dict:
+    """The deploy stage's promotion: only a candidate the gate passed, judged against the current champion."""
+    if not verdict["passed"]:
+        return {"promoted": False, "champion": champion_version(name), "previous": version_with_role(name, PREVIOUS),
+                "reason": f"not promoted: rejected by the gate ({verdict['reason']})"}
+    expected = verdict["champion_version"]
+    return promote(name, str(verdict["version"]), None if expected is None else str(expected))
+
+
+def register_candidate(model_uri: str, name: str, decision: Mapping) -> str:
+    """Register a candidate with the gate's decision and reason as tags; return its version."""
+    import mlflow
+
+    tags = {"role": "challenger" if decision["passed"] else "rejected",
+            "gate": "passed" if decision["passed"] else "rejected",
+            "gate_reason": decision["reason"][:5000],
+            "judged_against": str(decision.get("champion_version") or "none")}
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    return str(version.version)
+
+
+def _set_role(name: str, version: str, role: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    for holder in client.search_model_versions(f"name = '{name}' and tag.role = '{role}'"):
+        if holder.version != version:
+            client.set_model_version_tag(name, holder.version, "role", "retired")
+    client.set_model_version_tag(name, version, "role", role)
+    try:
+        client.set_registered_model_alias(name, role, version)
+    except MlflowException:
+        pass  # a registry without aliases: the tags above carry the role
+
+
+def promote(name: str, version: str, expected_champion: str | None) -> dict:
+    """Make ``version`` the champion, if the champion is still ``expected_champion``.
+
+    The champion it replaces becomes ``previous-champion`` (what ``rollback`` returns to).
+
+    Returns:
+        ``{"promoted": bool, "champion": version, "previous": version or None, "reason": str}``.
+    """
+    with registry_lock():
+        current = champion_version(name)
+        if current != expected_champion:
+            return {"promoted": False, "champion": current, "previous": version_with_role(name, PREVIOUS),
+                    "reason": f"champion changed from {expected_champion} to {current} since the candidate "
+                              "was judged; rerun evaluate to judge it against the new champion"}
+        if current == version:
+            return {"promoted": False, "champion": current, "previous": version_with_role(name, PREVIOUS),
+                    "reason": f"version {version} already is the champion"}
+        if current is not None:
+            _set_role(name, current, PREVIOUS)
+        _set_role(name, version, CHAMPION)
+        return {"promoted": True, "champion": version, "previous": current,
+                "reason": f"version {version} is champion" + (f"; {current} kept for rollback" if current else "")}
+
+
+def promote_by_hand(name: str, version: str | int) -> dict:
+    """``modelfactory promote``: a human's decision, so no gate; still one champion at a time."""
+    client = _client()
+    from mlflow.exceptions import MlflowException
+
+    version = str(version)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise PromotionError(f"model {name} has no version {version}") from None
+    return promote(name, version, champion_version(name))
+
+
+def rollback(name: str) -> dict:
+    """Make the previous champion the champion again (and the current one the previous)."""
+    with registry_lock():
+        previous, current = version_with_role(name, PREVIOUS), champion_version(name)
+        if previous is None:
+            raise PromotionError(f"model {name} has no previous champion to roll back to")
+        _set_role(name, current, PREVIOUS)
+        _set_role(name, previous, CHAMPION)
+    return {"promoted": True, "champion": previous, "previous": current,
+            "reason": f"rolled back: version {previous} is champion again; {current} kept as previous"}
