@@ -57,18 +57,23 @@ def decide(checks: pd.DataFrame, champion_version: str | None) -> dict:
 
 
 def plot_gate(checks: pd.DataFrame):
-    """Each check as a bar of the candidate's value against its limit, green when passed."""
+    """One panel per check, each on its own scale: the candidate's value (green passed, red failed)
+    and the limit it had to meet (black line)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 0.6 * len(checks) + 1.2))
-    labels = [f"{c.check}\n({c.metric})" for c in checks.itertuples()]
-    colours = ["#55a868" if ok else "#c44e52" for ok in checks["passed"]]
-    ax.barh(labels, checks["candidate"], color=colours)
-    for i, limit in enumerate(checks["limit"]):
-        if pd.notna(limit):
-            ax.plot([limit, limit], [i - 0.4, i + 0.4], color="black", linewidth=2)
-    ax.set_xlabel("candidate value (black line: the limit)")
-    ax.set_title("Champion gate: " + ("passed" if checks["passed"].all() else "rejected"))
+    fig, axes = plt.subplots(len(checks), 1, figsize=(6, 0.9 * len(checks) + 0.8), squeeze=False)
+    for ax, check in zip(axes[:, 0], checks.itertuples()):
+        ax.barh([0], [check.candidate], color="#55a868" if check.passed else "#c44e52", height=0.6)
+        values = [check.candidate]
+        if pd.notna(check.limit):
+            ax.axvline(check.limit, color="black", linewidth=2)
+            values.append(check.limit)
+        low, high = min(0.0, *values), max(values)
+        ax.set_xlim(low, high * 1.15 if high > 0 else 1.0)
+        ax.set_yticks([])
+        ax.set_title(f"{check.check} ({check.metric}): {check.candidate:.4g}"
+                     + (f" vs {check.limit:.4g}" if pd.notna(check.limit) else ""), fontsize=9, loc="left")
+    fig.suptitle("Champion gate: " + ("passed" if checks["passed"].all() else "rejected"))
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -10,7 +10,9 @@ from modelfactory.pipeline import load_pipeline, select_stages
 def test_training_pipeline_wires_the_four_notebooks():
     spec = load_pipeline("training", ROOT)
     assert spec.names == ["explore", "train", "evaluate", "deploy"]
-    assert spec.stage("evaluate").needs == {"train": ["model/MLmodel", "train.parquet", "holdout.parquet"]}
+    assert spec.stage("evaluate").needs == {"train": ["model/MLmodel", "model.json", "train.parquet", "holdout.parquet"]}
+    assert spec.stage("deploy").needs["evaluate"] == ["gate.json"]
+    assert spec.stage("evaluate").records == ["gate.json"]
     assert all((ROOT / s.notebook).is_file() for s in spec.stages)
 
 

@@ -2,17 +2,29 @@
 
 The contract: ``init()`` runs once and loads the model from ``AZUREML_MODEL_DIR``; ``run(raw_data)``
 gets the request body and returns a JSON-serialisable answer. This file is copied as-is into the
-deployable package, so it imports nothing from modelfactory.
+deployable package, so it imports nothing from modelfactory. Its settings (the row limit) come from
+``serving.json`` beside it, written from params when the package is built.
 
 Request:  {"input_data": {"columns": ["age", ...], "data": [[0.03, ...], ...]}}
 Answer:   {"predictions": [151.2, ...]}
+A client's mistake is answered with HTTP 400 and {"error": "<what is wrong, naming the column>"}.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
 model = None
+columns = []  # [(name, type)] from the model's input signature
+max_rows = None
+
+NUMERIC = {"double", "float", "long", "integer"}
+SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
+
+
+class BadRequest(ValueError):
+    """A client's mistake: answered with HTTP 400, never 500."""
 
 
 def _find_model_dir(root: Path) -> Path:
@@ -26,18 +38,80 @@ def _find_model_dir(root: Path) -> Path:
 
 
 def init():
-    """Load the model once, when the server starts."""
-    global model
+    """Load the model and its input signature once, when the server starts."""
+    global model, columns, max_rows
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(str(_find_model_dir(Path(os.environ["AZUREML_MODEL_DIR"]))))
+    schema = model.metadata.get_input_schema()
+    columns = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
+    settings_file = Path(__file__).with_name("serving.json")
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    max_rows = settings.get("max_rows")
+
+
+def parse_request(raw_data):
+    """Turn a request body into a DataFrame in the signature's column order, or raise BadRequest."""
+    import pandas as pd
+
+    if isinstance(raw_data, bytes):
+        raw_data = raw_data.decode("utf-8", errors="replace")
+    if raw_data is None or (isinstance(raw_data, str) and not raw_data.strip()):
+        raise BadRequest(f"empty request body; {SHAPE}")
+    if isinstance(raw_data, str):
+        try:
+            payload = json.loads(raw_data)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    else:
+        payload = raw_data
+    body = payload.get("input_data") if isinstance(payload, dict) else None
+    if not isinstance(body, dict) or not isinstance(body.get("columns"), list) or not isinstance(body.get("data"), list):
+        raise BadRequest(SHAPE)
+    given = body["columns"]
+    if not all(isinstance(c, str) for c in given):
+        raise BadRequest("input_data.columns must be a list of column names (strings)")
+    expected = [name for name, _ in columns]
+    missing = [c for c in expected if c not in given]
+    extra = [c for c in given if c not in expected]
+    if missing:
+        raise BadRequest(f"missing column(s): {', '.join(missing)}")
+    if extra:
+        raise BadRequest(f"unknown column(s): {', '.join(extra)}; the model takes {', '.join(expected)}")
+    if len(set(given)) != len(given):
+        raise BadRequest("a column appears twice in input_data.columns")
+    rows = body["data"]
+    if not rows:
+        raise BadRequest("input_data.data has no rows")
+    if max_rows is not None and len(rows) > max_rows:
+        raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}")
+    types = dict(columns)
+    for number, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(given):
+            size = len(row) if isinstance(row, list) else type(row).__name__
+            raise BadRequest(f"row {number}: expected a list of {len(given)} values, got {size}")
+        for name, value in zip(given, row):
+            if value is None:
+                raise BadRequest(f"row {number}, column '{name}': a value is required, got null")
+            if types[name] in NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                           or not math.isfinite(value)):
+                raise BadRequest(f"row {number}, column '{name}': expected a number, got {json.dumps(value)}")
+    return pd.DataFrame(rows, columns=given)[expected].astype({n: "float64" for n, t in columns if t in NUMERIC})
 
 
 def run(raw_data):
-    """Score one request and answer with plain JSON."""
-    import pandas as pd
-
-    payload = json.loads(raw_data) if isinstance(raw_data, (str, bytes)) else raw_data
-    frame = pd.DataFrame(payload["input_data"]["data"], columns=payload["input_data"]["columns"])
+    """Score one request; a bad request gets HTTP 400 with a message naming the problem."""
+    try:
+        frame = parse_request(raw_data)
+    except BadRequest as exc:
+        return _bad_request(str(exc))
     predictions = model.predict(frame)
     return {"predictions": [p.item() if hasattr(p, "item") else p for p in predictions]}
+
+
+def _bad_request(message):
+    try:
+        from azureml_inference_server_http.api.aml_response import AMLResponse
+    except ImportError:  # scored in-process without the server installed
+        return {"error": message, "status": 400}
+    return AMLResponse({"error": message}, 400, json_str=True)
