@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
+from importlib import metadata
 import os
 import shutil
 from pathlib import Path
@@ -14,15 +16,37 @@ import pandas as pd
 from modelfactory.errors import ModelfactoryError
 
 SCORE_SCRIPT = Path(__file__).parent / "serving" / "score.py"
+DOCKERFILE = """\
+# Serves this package with the Azure ML inference server, the same server as the managed endpoint.
+# docker build -t scorer . && docker run -p 127.0.0.1:5001:5001 scorer
+FROM {base_image}
+WORKDIR /package
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+ENV AZUREML_MODEL_DIR=/package/model AZUREML_ENTRY_SCRIPT=/package/score.py
+EXPOSE 5001
+# Inside a container the server must listen on all interfaces; publish the port to 127.0.0.1 as above.
+CMD ["azmlinfsrv", "--entry_script", "/package/score.py", "--model_dir", "/package/model", "--port", "5001"]
+"""
 
 
-def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame) -> pd.DataFrame:
-    """Write a self-contained package: the model, score.py and a one-row sample request. Lists its files."""
+def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, deploy_params: Mapping) -> pd.DataFrame:
+    """Write a self-contained, deployable folder; list its files.
+
+    It holds the model, score.py with its settings (serving.json), the environment spec, a one-row
+    sample request from the holdout, and a Dockerfile running the same Azure ML inference server.
+    """
     if package_dir.exists():
         shutil.rmtree(package_dir)
     shutil.copytree(model_dir, package_dir / "model")
     shutil.copy2(SCORE_SCRIPT, package_dir / "score.py")
+    (package_dir / "serving.json").write_text(json.dumps({"max_rows": deploy_params["max_rows"]}, indent=2))
     (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
+    server = f"azureml-inference-server-http=={metadata.version('azureml-inference-server-http')}"
+    requirements = (model_dir / "requirements.txt").read_text().splitlines()
+    (package_dir / "requirements.txt").write_text("\n".join([*requirements, server]) + "\n")
+    (package_dir / "Dockerfile").write_text(DOCKERFILE.format(base_image=deploy_params["base_image"]))
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())
     return pd.DataFrame({"file": [p.relative_to(package_dir).as_posix() for p in files]})
 

@@ -104,6 +104,8 @@ class DeploySection(Section):
 
     sample_rows: int = Field(ge=1)
     tolerance: float = Field(ge=0.0)
+    max_rows: int = Field(ge=1)
+    base_image: str
 
 
 class TrackingSection(Section):

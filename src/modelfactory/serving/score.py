@@ -19,7 +19,8 @@ model = None
 columns = []  # [(name, type)] from the model's input signature
 max_rows = None
 
-NUMERIC = {"double", "float", "long", "integer"}
+DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+INTEGRAL = {"long", "integer"}
 SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
 
 
@@ -93,10 +94,13 @@ def parse_request(raw_data):
         for name, value in zip(given, row):
             if value is None:
                 raise BadRequest(f"row {number}, column '{name}': a value is required, got null")
-            if types[name] in NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                           or not math.isfinite(value)):
+            kind = types[name]
+            if kind in DTYPES and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                   or not math.isfinite(value)):
                 raise BadRequest(f"row {number}, column '{name}': expected a number, got {json.dumps(value)}")
-    return pd.DataFrame(rows, columns=given)[expected].astype({n: "float64" for n, t in columns if t in NUMERIC})
+            if kind in INTEGRAL and not float(value).is_integer():
+                raise BadRequest(f"row {number}, column '{name}': expected a whole number, got {json.dumps(value)}")
+    return pd.DataFrame(rows, columns=given)[expected].astype({n: DTYPES[t] for n, t in columns if t in DTYPES})
 
 
 def run(raw_data):

@@ -1,0 +1,83 @@
+"""The packaged scoring script: the Azure ML init()/run() contract, and a 400 for every client mistake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelfactory import deploy
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    frame = load_diabetes(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    model = Ridge().fit(x, y)
+    base = tmp_path_factory.mktemp("score")
+    mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
+                              pip_requirements=["scikit-learn"])
+    files = deploy.package_model(base / "model", base / "package", x, {"max_rows": 5, "base_image": "python:3.11-slim"})
+    return base / "package", x, model, files
+
+
+@pytest.fixture(scope="module")
+def scorer(package):
+    return deploy.load_scoring_script(package[0])
+
+
+def request(columns, rows):
+    return json.dumps({"input_data": {"columns": columns, "data": rows}})
+
+
+def test_package_holds_everything_a_deployment_needs(package):
+    folder, x, _, files = package
+    assert set(files["file"]) >= {"score.py", "serving.json", "sample-request.json", "requirements.txt",
+                                  "Dockerfile", "model/MLmodel"}
+    assert json.loads((folder / "serving.json").read_text()) == {"max_rows": 5}
+    sample = json.loads((folder / "sample-request.json").read_text())
+    assert sample["input_data"]["columns"] == list(x.columns) and len(sample["input_data"]["data"]) == 1
+    assert "azureml-inference-server-http==" in (folder / "requirements.txt").read_text()
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert dockerfile.startswith("# Serves") and "FROM python:3.11-slim" in dockerfile and "azmlinfsrv" in dockerfile
+
+
+def test_valid_request_answers_like_the_model(package, scorer):
+    _, x, model, _ = package
+    answer = scorer.run(request(list(x.columns), x.head(3).to_numpy().tolist()))
+    assert answer["predictions"] == pytest.approx(model.predict(x.head(3)).tolist())
+    json.dumps(answer)
+    shuffled = list(reversed(x.columns))
+    answer = scorer.run(request(shuffled, x[shuffled].head(2).to_numpy().tolist()))
+    assert answer["predictions"] == pytest.approx(model.predict(x.head(2)).tolist())
+
+
+COLUMNS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01]
+BAD = [
+    ("", "empty request body; expected {\"input_data\": {\"columns\": [...], \"data\": [[...], ...]}}"),
+    ("{not json", "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    ("[1, 2]", "expected {\"input_data\": {\"columns\": [...], \"data\": [[...], ...]}}"),
+    (request(COLUMNS[:-1], [ROW[:-1]]), "missing column(s): s6"),
+    (request([*COLUMNS, "zip"], [[*ROW, 1]]),
+     "unknown column(s): zip; the model takes age, sex, bmi, bp, s1, s2, s3, s4, s5, s6"),
+    (request(COLUMNS, []), "input_data.data has no rows"),
+    (request(COLUMNS, [ROW] * 6), "6 rows in one request; the limit is 5"),
+    (request(COLUMNS, [ROW, ROW[:3]]), "row 1: expected a list of 10 values, got 3"),
+    (request(COLUMNS, [[*ROW[:2], "heavy", *ROW[3:]]]), "row 0, column 'bmi': expected a number, got \"heavy\""),
+    (request(COLUMNS, [[None, *ROW[1:]]]), "row 0, column 'age': a value is required, got null"),
+    (request(COLUMNS, [[True, *ROW[1:]]]), "row 0, column 'age': expected a number, got true"),
+    (request([*COLUMNS[:-1], 7], [ROW]), "input_data.columns must be a list of column names (strings)"),
+]
+
+
+@pytest.mark.parametrize("body,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_every_client_mistake_is_a_400_naming_the_problem(scorer, body, message):
+    answer = scorer.run(body)
+    assert answer.status_code == 400
+    assert json.loads(answer.get_data(as_text=True)) == {"error": message}
