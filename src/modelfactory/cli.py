@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model", required=True, metavar="M")
     rollback.add_argument("--env", metavar="E")
 
+    serve = sub.add_parser("serve", help="serve a registered model with the Azure ML inference server on 127.0.0.1")
+    serve.add_argument("--model", required=True, metavar="M")
+    serve.add_argument("--env", metavar="E")
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", help="serve the version holding this role (default: champion)")
+    which.add_argument("--version", metavar="N", help="serve this registered version")
+    serve.add_argument("--host", help="interface to bind (default: deploy.endpoint.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: deploy.endpoint.port; 0 picks a free one)")
+
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
     champion.add_argument("--model", required=True, metavar="M")
     champion.add_argument("--env", metavar="E")
@@ -178,6 +187,14 @@ def _cmd_rollback(args, argv) -> int:
     return 0
 
 
+def _cmd_serve(args, argv) -> int:
+    from modelfactory.params import resolve
+    from modelfactory.serving.local import serve_registered
+
+    params = resolve(args.model, args.env)
+    return serve_registered(params, version=args.version, alias=args.alias, host=args.host, port=args.port)
+
+
 def _cmd_champion(args, argv) -> int:
     from modelfactory.registry import PREVIOUS, champion_version, version_with_role
 
@@ -186,7 +203,7 @@ def _cmd_champion(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+COMMANDS = {"serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks}
 
 

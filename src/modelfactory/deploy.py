@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
 SCORE_SCRIPT = Path(__file__).parent / "serving" / "score.py"
@@ -31,7 +32,8 @@ CMD ["azmlinfsrv", "--entry_script", "/package/score.py", "--model_dir", "/packa
 """
 
 
-def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, deploy_params: Mapping) -> pd.DataFrame:
+def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, deploy_params: Mapping,
+                  model_name: str, model_version: str | None) -> pd.DataFrame:
     """Write a self-contained, deployable folder; list its files.
 
     It holds the model, score.py with its settings (serving.json), the environment spec, a one-row
@@ -41,14 +43,84 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
         shutil.rmtree(package_dir)
     shutil.copytree(model_dir, package_dir / "model")
     shutil.copy2(SCORE_SCRIPT, package_dir / "score.py")
-    (package_dir / "serving.json").write_text(json.dumps({"max_rows": deploy_params["max_rows"]}, indent=2))
+    store = deploy_params["scored_data"]
+    settings = {"max_rows": deploy_params["max_rows"], "model": model_name, "model_version": model_version,
+                "scored_data": {"dir": str(paths.scored_data_dir(model_name)) if store["enabled"] else None,
+                                "flush_rows": store["flush_rows"], "flush_seconds": store["flush_seconds"]}}
+    (package_dir / "serving.json").write_text(json.dumps(settings, indent=2))
     (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
     server = f"azureml-inference-server-http=={metadata.version('azureml-inference-server-http')}"
     requirements = (model_dir / "requirements.txt").read_text().splitlines()
     (package_dir / "requirements.txt").write_text("\n".join([*requirements, server]) + "\n")
     (package_dir / "Dockerfile").write_text(DOCKERFILE.format(base_image=deploy_params["base_image"]))
+    (package_dir / "swagger3.json").write_text(json.dumps(openapi_document(model_dir, sample.head(1)), indent=2))
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())
     return pd.DataFrame({"file": [p.relative_to(package_dir).as_posix() for p in files]})
+
+
+def openapi_document(model_dir: Path, example: pd.DataFrame) -> dict:
+    """An OpenAPI 3 description of /score, from the model's input signature; the server serves it."""
+    from mlflow.models import Model
+
+    schema = Model.load(str(model_dir / "MLmodel")).get_input_schema()
+    kinds = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
+             "boolean": "boolean", "string": "string"}
+    columns = [{"name": s.name, "type": kinds.get(s.type.name, "string")} for s in schema.inputs]
+    request = {
+        "type": "object", "required": ["input_data"],
+        "properties": {"input_data": {
+            "type": "object", "required": ["columns", "data"],
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string", "enum": [c["name"] for c in columns]},
+                            "description": "every input column, in any order"},
+                "data": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                         "description": "rows of values, in the order of columns; "
+                                        + ", ".join(f"{c['name']}: {c['type']}" for c in columns)}}}},
+        "example": build_request(example),
+    }
+    answer = {"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "number"}}}}
+    error = {"type": "object", "properties": {"error": {"type": "string"}}}
+
+    def body(schema):
+        return {"content": {"application/json": {"schema": schema}}}
+
+    return {
+        "openapi": "3.0.1",
+        "info": {"title": "modelfactory scoring endpoint", "version": "1.0"},
+        "paths": {
+            "/": {"get": {"summary": "health", "responses": {"200": {"description": "healthy"}}}},
+            "/score": {"post": {"summary": "score rows", "requestBody": {"required": True, **body(request)},
+                                "responses": {"200": {"description": "predictions", **body(answer)},
+                                              "400": {"description": "a bad request, named", **body(error)}}}},
+        },
+    }
+
+
+def start_local_endpoint(package_dir: Path, endpoint_params: Mapping):
+    """Start the real inference server on the package, on loopback, and wait until it is healthy."""
+    from modelfactory.serving.endpoint import start_endpoint
+
+    endpoint = start_endpoint(package_dir, endpoint_params["host"], endpoint_params["port"], endpoint_params["workers"])
+    endpoint.wait_until_healthy(endpoint_params["start_timeout_seconds"])
+    return endpoint
+
+
+def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
+    """Send the sample rows one request per row; compare with in-process answers; time each request."""
+    import time
+
+    answers, latencies = [], []
+    for i in range(len(sample)):
+        start = time.perf_counter()
+        status, reply = endpoint.score(build_request(sample.iloc[[i]]))
+        latencies.append((time.perf_counter() - start) * 1000)
+        if status != 200:
+            raise ModelfactoryError(f"the local endpoint answered HTTP {status} to holdout row {i}: {reply}")
+        answers.extend(reply["predictions"])
+    check = compare_answers(np.asarray(answers), expected, tolerance)
+    check["p50 latency ms"] = float(np.percentile(latencies, 50))
+    check["max latency ms"] = float(np.max(latencies))
+    return check
 
 
 def build_request(frame: pd.DataFrame) -> dict:

@@ -58,6 +58,13 @@ def interactive_run_dir(model: str, env: str, root: Path | None = None) -> Path:
     return runs_dir(root) / "interactive" / f"{model}-{env}"
 
 
+def scored_data_dir(model: str, root: Path | None = None) -> Path:
+    """Where the scoring script keeps scored rows of one model (partitioned Parquet)."""
+    override = os.environ.get("MODELFACTORY_SCORED_DIR")
+    base = Path(override).expanduser().resolve() if override else (root or project_root()) / "data" / "scored"
+    return base / model
+
+
 def tracking_dir(root: Path | None = None) -> Path:
     """The folder of the embedded MLflow store (SQLite database plus artifacts)."""
     override = os.environ.get("MODELFACTORY_TRACKING_DIR")

@@ -1,7 +1,8 @@
 """``modelfactory notebooks``: re-execute notebooks/ in place, as a data scientist would in Jupyter.
 
-Nothing is injected, so params resolve from params/ exactly as in Jupyter. The runs and the MLflow
-store go to a throw-away folder, so saved outputs never depend on what a laptop had lying around.
+Nothing is injected, so params resolve from params/ exactly as in Jupyter. The runs, the MLflow
+store and the scored rows go to a throw-away folder, so saved outputs never depend on what a laptop
+had lying around.
 papermill's timing and path metadata are dropped: they change on every refresh and name machine paths.
 """
 
@@ -23,9 +24,11 @@ def refresh_notebooks(pipeline_name: str = "training", say=print) -> int:
     root = paths.project_root()
     pipeline = load_pipeline(pipeline_name, root)
     with tempfile.TemporaryDirectory(prefix="modelfactory-refresh-") as scratch:
-        saved = {k: os.environ.get(k) for k in ("MODELFACTORY_RUNS_DIR", "MODELFACTORY_TRACKING_DIR")}
-        os.environ["MODELFACTORY_RUNS_DIR"] = str(Path(scratch) / "runs")
-        os.environ["MODELFACTORY_TRACKING_DIR"] = str(Path(scratch) / "mlruns")
+        scratch_dirs = {"MODELFACTORY_RUNS_DIR": "runs", "MODELFACTORY_TRACKING_DIR": "mlruns",
+                        "MODELFACTORY_SCORED_DIR": "scored"}
+        saved = {k: os.environ.get(k) for k in scratch_dirs}
+        for key, name in scratch_dirs.items():
+            os.environ[key] = str(Path(scratch) / name)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
             for stage in pipeline.stages:

@@ -99,6 +99,23 @@ class EvaluateSection(Section):
         return value
 
 
+class EndpointSection(Section):
+    """The local scoring endpoint (the Azure ML inference server on this machine)."""
+
+    host: str
+    port: int = Field(ge=0, le=65535)
+    workers: int = Field(ge=1)
+    start_timeout_seconds: int = Field(ge=1)
+
+
+class ScoredDataSection(Section):
+    """Keeping every scored row for monitoring."""
+
+    enabled: bool
+    flush_rows: int = Field(ge=1)
+    flush_seconds: float = Field(gt=0)
+
+
 class DeploySection(Section):
     """How the packaged model is checked before it leaves the run."""
 
@@ -106,6 +123,8 @@ class DeploySection(Section):
     tolerance: float = Field(ge=0.0)
     max_rows: int = Field(ge=1)
     base_image: str
+    endpoint: EndpointSection
+    scored_data: ScoredDataSection
 
 
 class TrackingSection(Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,89 @@ def test_worse_model_is_rejected_and_champion_unchanged(full_run):
                  "--set", "evaluate.gate.fail_on_reject=true", "--stages", "train,evaluate")
     assert strict.returncode == 1
     assert "ModelfactoryError: candidate rejected by the champion gate: beats champion" in strict.stdout
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port`` (from /proc/net/tcp, IPv4)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
+    project, _ = full_run
+    m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
+    notebook = (project / "runs" / m["run_id"] / "deploy.ipynb").read_text()
+    assert "p50 latency ms" in notebook
+    log = next((project / "runs" / m["run_id"] / "deploy").glob("endpoint-*.log")).read_text()
+    assert "Users's init has completed successfully" in log and "POST /score 200" in log
+
+
+def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
+    import concurrent.futures
+
+    from modelfactory import deploy
+
+    project, _ = full_run
+    m = next(m for m in runs_of(project) if m["model"] == "diabetes")
+    package = project / "runs" / m["run_id"] / "deploy" / "package"
+    settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
+    with deploy.start_local_endpoint(package, settings) as endpoint:
+        assert _listening_addresses(endpoint.port) == {"127.0.0.1"}
+        sample = json.loads((package / "sample-request.json").read_text())
+        status, answer = endpoint.score(sample)
+        assert status == 200 and len(answer["predictions"]) == 1
+        assert endpoint.score("") == (400, {"error": 'empty request body; expected {"input_data": '
+                                                     '{"columns": [...], "data": [[...], ...]}}'})
+        assert endpoint.score('{"input_data": ') [0] == 400
+        bad = {"input_data": {"columns": sample["input_data"]["columns"][1:], "data": [sample["input_data"]["data"][0][1:]]}}
+        assert endpoint.score(bad) == (400, {"error": "missing column(s): age"})
+        with urllib.request.urlopen(endpoint.url + "/swagger.json?version=3", timeout=10) as reply:
+            swagger = json.loads(reply.read())
+        columns = swagger["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert columns["properties"]["input_data"]["properties"]["columns"]["items"]["enum"][0] == "age"
+        ids = [f"burst-{i}" for i in range(200)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:  # a bounded burst: 200 requests, 8 at a time
+            statuses = list(pool.map(lambda rid: endpoint.score(sample, timeout=30, request_id=rid)[0], ids))
+        assert statuses == [200] * 200
+        assert endpoint.process.poll() is None
+    assert endpoint.process.poll() is not None
+    import pandas as pd
+
+    scored = pd.read_parquet(project / "data" / "scored" / "diabetes")
+    burst = scored[scored["request_id"].str.startswith("burst-")]
+    assert sorted(burst["request_id"]) == sorted(ids), "every request kept exactly once"
+
+
+def test_serve_command_serves_the_champion_until_ctrl_c(full_run):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import clean_env
+
+    project, _ = full_run
+    proc = subprocess.Popen([sys.executable, "-m", "modelfactory", "serve", "--model", "diabetes"], cwd=project,
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url, deadline = None, time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            if line.startswith("serving diabetes version 1 at "):
+                url = line.split(" at ")[1].strip()
+        assert url and url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
+        body = (project / "runs/serving/diabetes-v1/package/sample-request.json").read_bytes()
+        req = urllib.request.Request(url + "/score", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as reply:
+            assert reply.status == 200 and "predictions" in json.loads(reply.read())
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out.strip().endswith("stopped")

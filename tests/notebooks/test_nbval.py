@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_committed_notebooks_reproduce_their_checked_outputs(tmp_path):
     notebooks = [str(ROOT / s.notebook) for s in load_pipeline("training", ROOT).stages]
     env = {**os.environ, "MODELFACTORY_RUNS_DIR": str(tmp_path / "runs"),
-           "MODELFACTORY_TRACKING_DIR": str(tmp_path / "mlruns"), "MODELFACTORY_PROJECT_DIR": str(ROOT)}
+           "MODELFACTORY_TRACKING_DIR": str(tmp_path / "mlruns"), "MODELFACTORY_SCORED_DIR": str(tmp_path / "scored"),
+           "MODELFACTORY_PROJECT_DIR": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
          "--sanitize-with", str(ROOT / "tests/notebooks/sanitize.cfg"), *notebooks],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,15 @@ from modelfactory import deploy
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
+    import os
+
+    scored_root = tmp_path_factory.mktemp("scored")
+    os.environ["MODELFACTORY_SCORED_DIR"] = str(scored_root)
+    yield from _package(tmp_path_factory)
+    os.environ.pop("MODELFACTORY_SCORED_DIR", None)
+
+
+def _package(tmp_path_factory):
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.datasets import load_diabetes
@@ -22,8 +32,10 @@ def package(tmp_path_factory):
     base = tmp_path_factory.mktemp("score")
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
                               pip_requirements=["scikit-learn"])
-    files = deploy.package_model(base / "model", base / "package", x, {"max_rows": 5, "base_image": "python:3.11-slim"})
-    return base / "package", x, model, files
+    settings = {"max_rows": 5, "base_image": "python:3.11-slim",
+                "scored_data": {"enabled": True, "flush_rows": 4, "flush_seconds": 0.2}}
+    files = deploy.package_model(base / "model", base / "package", x, settings, "demo", "7")
+    yield base / "package", x, model, files
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +51,9 @@ def test_package_holds_everything_a_deployment_needs(package):
     folder, x, _, files = package
     assert set(files["file"]) >= {"score.py", "serving.json", "sample-request.json", "requirements.txt",
                                   "Dockerfile", "model/MLmodel"}
-    assert json.loads((folder / "serving.json").read_text()) == {"max_rows": 5}
+    settings = json.loads((folder / "serving.json").read_text())
+    assert settings["max_rows"] == 5 and settings["model"] == "demo" and settings["model_version"] == "7"
+    assert Path(settings["scored_data"]["dir"]).name == "demo"
     sample = json.loads((folder / "sample-request.json").read_text())
     assert sample["input_data"]["columns"] == list(x.columns) and len(sample["input_data"]["data"]) == 1
     assert "azureml-inference-server-http==" in (folder / "requirements.txt").read_text()
@@ -81,3 +95,24 @@ def test_every_client_mistake_is_a_400_naming_the_problem(scorer, body, message)
     answer = scorer.run(body)
     assert answer.status_code == 400
     assert json.loads(answer.get_data(as_text=True)) == {"error": message}
+
+
+def test_scored_rows_are_kept_once_each_with_their_request_id(package, scorer):
+    import pandas as pd
+
+    folder, x, model, _ = package
+    ids = [f"req-{i}" for i in range(5)]
+    for i, rid in enumerate(ids):
+        answer = scorer.run(request(list(x.columns), x.iloc[i:i + 2].to_numpy().tolist()),
+                            request_headers={"X-Request-Id": rid})
+        assert len(answer["predictions"]) == 2
+    scorer.scored.close()  # what the server's exit does
+    store = json.loads((folder / "serving.json").read_text())["scored_data"]["dir"]
+    rows = pd.read_parquet(store)
+    mine = rows[rows["request_id"].isin(ids)]
+    assert len(mine) == 10 and not mine.duplicated(["request_id", "row"]).any()
+    assert set(mine["model"]) == {"demo"} and set(mine["model_version"]) == {"7"}
+    first = mine[mine["request_id"] == "req-0"].sort_values("row")
+    assert first["prediction"].tolist() == pytest.approx(model.predict(x.iloc[0:2]).tolist())
+    assert first["bmi"].tolist() == pytest.approx(x["bmi"].iloc[0:2].tolist())
+    assert not list(Path(store).rglob(".*.tmp")), "no half-written files left behind"

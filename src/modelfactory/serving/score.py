@@ -10,14 +10,21 @@ Answer:   {"predictions": [151.2, ...]}
 A client's mistake is answered with HTTP 400 and {"error": "<what is wrong, naming the column>"}.
 """
 
+import atexit
 import json
 import math
 import os
+import queue
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 model = None
 columns = []  # [(name, type)] from the model's input signature
 max_rows = None
+scored = None  # the ScoredDataWriter, when serving.json names a folder
 
 DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 INTEGRAL = {"long", "integer"}
@@ -26,6 +33,77 @@ SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
 
 class BadRequest(ValueError):
     """A client's mistake: answered with HTTP 400, never 500."""
+
+
+class ScoredDataWriter:
+    """Keeps every scored row (inputs, prediction, model version, time, request id) as Parquet.
+
+    ``run()`` only puts the request on a queue; a background thread writes a new file every
+    ``flush_rows`` rows or ``flush_seconds`` seconds, to a hidden temporary name first and then
+    renamed, so a file is either whole or absent. A crash or a kill loses at most the rows not yet
+    flushed; it never leaves a half-written file or writes a row twice.
+    """
+
+    def __init__(self, folder, model_name, model_version, flush_rows, flush_seconds):
+        self.folder, self.model_name, self.model_version = Path(folder), model_name, str(model_version)
+        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.queue = queue.SimpleQueue()
+        self.sequence = 0
+        self.thread = threading.Thread(target=self._loop, name="scored-data", daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def add(self, request_id, frame, predictions):
+        """Queue one scored request (cheap: no I/O on the request path)."""
+        self.queue.put((datetime.now(timezone.utc), request_id, frame, list(predictions)))
+
+    def _loop(self):
+        pending, last = [], time.monotonic()
+        while True:
+            try:
+                item = self.queue.get(timeout=self.flush_seconds)
+            except queue.Empty:
+                item = False
+            if item is None:  # close() asked us to finish
+                self._write(pending)
+                return
+            if item:
+                pending.append(item)
+            rows = sum(len(p[2]) for p in pending)
+            if pending and (rows >= self.flush_rows or time.monotonic() - last >= self.flush_seconds):
+                self._write(pending)
+                pending, last = [], time.monotonic()
+
+    def _write(self, pending):
+        import pandas as pd
+
+        if not pending:
+            return
+        parts = []
+        for stamp, request_id, frame, predictions in pending:
+            part = frame.reset_index(drop=True).copy()
+            part.insert(0, "row", range(len(part)))
+            part.insert(0, "request_id", request_id)
+            part.insert(0, "scored_at", stamp)
+            part["prediction"] = predictions
+            parts.append(part)
+        table = pd.concat(parts, ignore_index=True)
+        table.insert(3, "model", self.model_name)
+        table.insert(4, "model_version", self.model_version)
+        day = pending[0][0].strftime("%Y-%m-%d")
+        target_dir = self.folder / f"date={day}"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        self.sequence += 1
+        name = f"part-{os.getpid()}-{time.time_ns()}-{self.sequence:06d}.parquet"
+        tmp = target_dir / f".{name}.tmp"
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, target_dir / name)
+
+    def close(self):
+        """Write what is queued and stop (runs at interpreter exit, e.g. on the server's SIGTERM)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join(timeout=30)
 
 
 def _find_model_dir(root: Path) -> Path:
@@ -40,7 +118,7 @@ def _find_model_dir(root: Path) -> Path:
 
 def init():
     """Load the model and its input signature once, when the server starts."""
-    global model, columns, max_rows
+    global model, columns, max_rows, scored
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(str(_find_model_dir(Path(os.environ["AZUREML_MODEL_DIR"]))))
@@ -49,6 +127,10 @@ def init():
     settings_file = Path(__file__).with_name("serving.json")
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     max_rows = settings.get("max_rows")
+    store = settings.get("scored_data") or {}
+    if store.get("dir"):
+        scored = ScoredDataWriter(store["dir"], settings.get("model"), settings.get("model_version"),
+                                  store["flush_rows"], store["flush_seconds"])
 
 
 def parse_request(raw_data):
@@ -103,14 +185,18 @@ def parse_request(raw_data):
     return pd.DataFrame(rows, columns=given)[expected].astype({n: DTYPES[t] for n, t in columns if t in DTYPES})
 
 
-def run(raw_data):
+def run(raw_data, request_headers=None):
     """Score one request; a bad request gets HTTP 400 with a message naming the problem."""
     try:
         frame = parse_request(raw_data)
     except BadRequest as exc:
         return _bad_request(str(exc))
-    predictions = model.predict(frame)
-    return {"predictions": [p.item() if hasattr(p, "item") else p for p in predictions]}
+    predictions = [p.item() if hasattr(p, "item") else p for p in model.predict(frame)]
+    if scored is not None:
+        headers = {k.lower(): v for k, v in (request_headers or {}).items()}
+        request_id = headers.get("x-ms-request-id") or headers.get("x-request-id") or str(uuid.uuid4())
+        scored.add(request_id, frame, predictions)
+    return {"predictions": predictions}
 
 
 def _bad_request(message):
