@@ -74,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default: deploy.endpoint.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: deploy.endpoint.port; 0 picks a free one)")
 
+    score = sub.add_parser("score", help="score a CSV or Parquet file in chunks with a registered model")
+    _add_params_args(score, many_models=False)
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", help="the version holding this role (default: champion)")
+    which.add_argument("--version", metavar="N")
+    score.add_argument("--input", required=True, metavar="FILE", help="a .csv or .parquet file")
+    score.add_argument("--output", required=True, metavar="FILE", help="the .parquet file to write (must not exist)")
+
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
     champion.add_argument("--model", required=True, metavar="M")
     champion.add_argument("--env", metavar="E")
@@ -195,6 +203,23 @@ def _cmd_serve(args, argv) -> int:
     return serve_registered(params, version=args.version, alias=args.alias, host=args.host, port=args.port)
 
 
+def _cmd_score(args, argv) -> int:
+    from pathlib import Path
+
+    from modelfactory.batch import score_file
+    from modelfactory.params import resolve
+    from modelfactory.serving.local import registered_model_dir
+
+    params = resolve(args.model, args.env, args.overrides, args.params_file)
+    model_dir, version = registered_model_dir(params, args.version, args.alias)
+    summary = score_file(model_dir, Path(args.input), Path(args.output), params["batch"], progress=sys.stderr.isatty())
+    print(f"scored {summary['scored']} of {summary['rows']} rows with {params['model']['name']} version {version}"
+          f" -> {summary['output']}")
+    if summary["rejected"]:
+        print(f"set aside {summary['rejected']} bad row(s) -> {summary['rejected_file']}")
+    return 0
+
+
 def _cmd_champion(args, argv) -> int:
     from modelfactory.registry import PREVIOUS, champion_version, version_with_role
 
@@ -203,7 +228,7 @@ def _cmd_champion(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+COMMANDS = {"score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks}
 
 

@@ -123,6 +123,13 @@ def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: 
     return check
 
 
+def latency_metrics(check: pd.DataFrame) -> dict[str, float]:
+    """The endpoint's latencies from a smoke test, as MLflow metric names."""
+    row = check.iloc[0]
+    return {"endpoint_p50_latency_ms": float(row["p50 latency ms"]),
+            "endpoint_max_latency_ms": float(row["max latency ms"])}
+
+
 def build_request(frame: pd.DataFrame) -> dict:
     """The request body the scoring script takes, for these rows."""
     return {"input_data": {"columns": [str(c) for c in frame.columns], "data": frame.to_numpy().tolist()}}

@@ -141,6 +141,13 @@ class ReportSection(Section):
     decimals: int = Field(ge=0, le=12)
 
 
+class BatchSection(Section):
+    """Batch scoring of files."""
+
+    chunk_rows: int = Field(ge=1)
+    on_bad_rows: Literal["skip", "fail"]
+
+
 class RunnerSection(Section):
     """How papermill runs the notebooks."""
 
@@ -163,4 +170,5 @@ class Params(Section):
     deploy: DeploySection
     tracking: TrackingSection
     report: ReportSection
+    batch: BatchSection
     runner: RunnerSection

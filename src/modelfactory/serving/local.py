@@ -10,12 +10,11 @@ from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
 
-def serve_registered(params: Mapping, version: str | None, alias: str, host: str | None, port: int | None,
-                     say=print) -> int:
-    """Serve one registered version of the params' model on the local inference server; block until Ctrl-C."""
+def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tuple[Path, str]:
+    """Download a registered version (or the one holding ``alias``) to runs/serving/; return (folder, version)."""
     import mlflow
 
-    from modelfactory import deploy, registry, tracking
+    from modelfactory import registry, tracking
 
     tracking.connect(params)
     name = params["model"]["name"]
@@ -23,14 +22,24 @@ def serve_registered(params: Mapping, version: str | None, alias: str, host: str
     if chosen is None:
         raise ModelfactoryError(f"model {name} has no version with role '{alias}'; run the pipeline first, "
                                 "or pass --version")
-    folder = paths.runs_dir() / "serving" / f"{name}-v{chosen}"
-    model_dir = folder / "model"
+    model_dir = paths.runs_dir() / "serving" / f"{name}-v{chosen}" / "model"
     if not (model_dir / "MLmodel").is_file():
         model_dir.mkdir(parents=True, exist_ok=True)
         try:
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{chosen}", dst_path=str(model_dir))
         except mlflow.exceptions.MlflowException as exc:
             raise ModelfactoryError(f"model {name} has no version {chosen} ({exc.message.splitlines()[0]})") from None
+    return model_dir, chosen
+
+
+def serve_registered(params: Mapping, version: str | None, alias: str, host: str | None, port: int | None,
+                     say=print) -> int:
+    """Serve one registered version of the params' model on the local inference server; block until Ctrl-C."""
+    from modelfactory import deploy
+
+    name = params["model"]["name"]
+    model_dir, chosen = registered_model_dir(params, version, alias)
+    folder = model_dir.parent
     example = _example_rows(model_dir)
     deploy.package_model(model_dir, folder / "package", example, params["deploy"], name, chosen)
     settings = {**params["deploy"]["endpoint"], **({"host": host} if host else {}),

@@ -1,0 +1,109 @@
+"""Batch scoring: a CSV or Parquet file through a model, in chunks, so files larger than memory stream.
+
+Rows are checked like the endpoint checks a request (every signature column present, numbers where
+numbers are expected, no missing values). ``batch.on_bad_rows`` chooses whether bad rows are set
+aside (written beside the output with their row numbers and the problem) or stop the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from modelfactory.errors import DataValidationError, ModelfactoryError
+
+NUMERIC = {"double", "float", "long", "integer"}
+
+
+def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+    """Chunks of a CSV or Parquet file, and its row count when the format tells it up front."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(path)
+        return (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows)), source.metadata.num_rows
+    if suffix == ".csv":
+        return iter(pd.read_csv(path, chunksize=chunk_rows)), None
+    raise ModelfactoryError(f"--input {path}: expected a .csv or .parquet file")
+
+
+def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a chunk into (rows fit to score, typed) and (bad rows: row number, column, problem)."""
+    missing = [name for name, _ in columns if name not in chunk.columns]
+    if missing:
+        raise DataValidationError(f"the input has no column(s) {', '.join(missing)}; the model needs "
+                                  f"{', '.join(n for n, _ in columns)}")
+    rows = pd.RangeIndex(first_row, first_row + len(chunk))
+    frame = chunk[[n for n, _ in columns]].set_axis(rows)
+    problems = []
+    for name, kind in columns:
+        values = frame[name]
+        absent = values.isna()
+        problems += [(r, name, "missing value") for r in values.index[absent]]
+        if kind in NUMERIC:
+            numeric = pd.to_numeric(values, errors="coerce")
+            problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
+            frame[name] = numeric
+    bad = pd.DataFrame(problems, columns=["row", "column", "problem"]).sort_values("row", kind="stable")
+    bad = bad.drop_duplicates("row").reset_index(drop=True)
+    good = frame.drop(index=bad["row"]) if len(bad) else frame
+    return good.astype({n: "float64" for n, k in columns if k in NUMERIC}), bad
+
+
+def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
+               progress: bool = True) -> dict:
+    """Score every row of ``input_path`` into ``output_path`` (Parquet); return a summary.
+
+    The output has the input's model columns, ``row`` (the 0-based row number in the input) and
+    ``prediction``. Bad rows go to ``<output>.rejected.csv`` when ``on_bad_rows`` is ``skip``.
+    """
+    import mlflow.pyfunc
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    if not input_path.is_file():
+        raise ModelfactoryError(f"--input {input_path}: no such file")
+    if output_path.exists():
+        raise ModelfactoryError(f"--output {output_path}: already exists; choose a new name (nothing is overwritten)")
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
+    chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
+    partial = output_path.with_name(f".{output_path.name}.partial")
+    rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
+    writer, scored, rejected, first_row = None, 0, 0, 0
+    bar = tqdm(total=total, unit="rows", desc=f"scoring {input_path.name}", disable=not progress)
+    try:
+        for chunk in chunks:
+            good, bad = check_chunk(chunk, columns, first_row)
+            if len(bad) and batch_params["on_bad_rows"] == "fail":
+                shown = "; ".join(f"row {r.row}, column '{r.column}': {r.problem}" for r in bad.head(5).itertuples())
+                raise DataValidationError(f"{len(bad)} bad row(s) in chunk starting at row {first_row}: {shown}"
+                                          " (batch.on_bad_rows=fail; set it to skip to set them aside)")
+            if len(bad):
+                bad.to_csv(rejected_path, mode="a", header=not rejected, index=False)
+                rejected += len(bad)
+            out = good.assign(prediction=model.predict(good) if len(good) else [])
+            out.insert(0, "row", out.index)
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            writer = writer or pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table)
+            scored += len(good)
+            first_row += len(chunk)
+            bar.update(len(chunk))
+    except BaseException:
+        if writer:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+    if writer is None:
+        raise DataValidationError(f"--input {input_path}: the file has no rows")
+    writer.close()
+    partial.replace(output_path)
+    return {"rows": first_row, "scored": scored, "rejected": rejected, "output": str(output_path),
+            "rejected_file": str(rejected_path) if rejected else None}
