@@ -27,8 +27,9 @@ $(STAMP): requirements/lock.txt pyproject.toml
 notebooks: $(STAMP) ## re-execute notebooks/ in place so their saved outputs are current
 	$(BIN)/modelfactory notebooks
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python (prints the ratio)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring (prints ratios)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/serving.py
 
 lab: $(STAMP) ## open the notebooks in JupyterLab (binds 127.0.0.1)
 	cd notebooks && ../$(BIN)/jupyter lab --ip 127.0.0.1

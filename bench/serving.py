@@ -1,0 +1,173 @@
+"""Benchmark: the packaged scoring script on the Azure ML inference server, against a bare one.
+
+Side by side in one run, on the same model and the same server: our score.py (request checks,
+scored-data logging) and a bare score.py that only calls model.predict. Then batch scoring against
+a plain model.predict over the same file, and batch scoring's peak memory on a file 10x larger.
+The load generator talks only to 127.0.0.1 and is bounded in request count and time.
+
+    .venv/bin/python bench/serving.py [--requests 2000]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+BARE_SCORE = '''
+import json, os
+from pathlib import Path
+import pandas as pd
+import mlflow.pyfunc
+
+def init():
+    global model
+    model = mlflow.pyfunc.load_model(str(next(Path(os.environ["AZUREML_MODEL_DIR"]).rglob("MLmodel")).parent))
+
+def run(raw_data):
+    body = json.loads(raw_data)["input_data"]
+    return {"predictions": model.predict(pd.DataFrame(body["data"], columns=body["columns"])).tolist()}
+'''
+TIME_LIMIT_S = 120  # per load phase: the generator stops at the count or at this, whichever first
+
+
+def build_packages(base: Path):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from modelfactory import deploy
+
+    frame = load_diabetes(as_frame=True).frame
+    x = frame.drop(columns="target")
+    model = Ridge().fit(x, frame["target"])
+    mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
+                              pip_requirements=["scikit-learn"])
+    settings = {"max_rows": 1000, "base_image": "python:3.11-slim",
+                "scored_data": {"enabled": True, "flush_rows": 500, "flush_seconds": 1.0}}
+    deploy.package_model(base / "model", base / "ours", x, settings, "bench", "1")
+    deploy.package_model(base / "model", base / "bare", x, settings, "bench", "1")
+    (base / "bare" / "score.py").write_text(BARE_SCORE)
+    return x, model
+
+
+def load(port: int, body: bytes, count: int, concurrency: int) -> tuple[float, list[float]]:
+    """Send ``count`` requests over ``concurrency`` keep-alive connections; (requests/s, latencies ms)."""
+    latencies, lock, sent = [], threading.Lock(), [0]
+    deadline = time.monotonic() + TIME_LIMIT_S
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            with lock:
+                if sent[0] >= count:
+                    break
+                sent[0] += 1
+            start = time.perf_counter()
+            conn.request("POST", "/score", body, {"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            reply.read()
+            elapsed = (time.perf_counter() - start) * 1000
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}")
+            with lock:
+                latencies.append(elapsed)
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def serving(base: Path, x, requests: int) -> None:
+    from modelfactory import deploy
+    from modelfactory.serving.endpoint import start_endpoint
+
+    bodies = {"1 row": json.dumps(deploy.build_request(x.head(1))).encode(),
+              "1000 rows": json.dumps(deploy.build_request(x.sample(1000, replace=True, random_state=0))).encode()}
+    results = {}
+    os.environ["MODELFACTORY_SCORED_DIR"] = str(base / "scored")
+    for name in ("bare", "ours"):
+        with start_endpoint(base / name) as endpoint:
+            endpoint.wait_until_healthy(120)
+            load(endpoint.port, bodies["1 row"], 200, 1)  # warm-up
+            for label, body in bodies.items():
+                n = requests if label == "1 row" else max(requests // 10, 50)
+                _, lat = load(endpoint.port, body, n, 1)
+                rps, _ = load(endpoint.port, body, n, 4)
+                results[(name, label)] = (rps, np.percentile(lat, 50), np.percentile(lat, 99))
+    print("serving (Azure ML inference server, 1 worker, 127.0.0.1)")
+    print(f"  {'':10} {'':6} {'req/s (4 conns)':>16} {'p50 ms':>8} {'p99 ms':>8}")
+    for label in bodies:
+        for name in ("bare", "ours"):
+            rps, p50, p99 = results[(name, label)]
+            print(f"  {label:10} {name:6} {rps:16.0f} {p50:8.2f} {p99:8.2f}")
+        ratio = results[("ours", label)][0] / results[("bare", label)][0]
+        print(f"  {label:10} throughput ours/bare {ratio:.2f}x (target >= 0.8x)")
+    p99 = results[("ours", "1 row")][2]
+    print(f"  1-row p99 {p99:.2f} ms (target <= 5 ms)")
+
+
+RSS_CODE = '''
+import resource, sys
+from pathlib import Path
+from modelfactory.batch import score_file
+score_file(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), {"chunk_rows": 20000, "on_bad_rows": "skip"}, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+'''
+
+
+def batch(base: Path, x, model) -> None:
+    import pandas as pd
+
+    from modelfactory.batch import score_file
+
+    big = pd.concat([x] * 230, ignore_index=True)  # ~100k rows
+    big.to_parquet(base / "small.parquet")
+    pd.concat([big] * 10, ignore_index=True).to_parquet(base / "large.parquet")
+    start = time.perf_counter()
+    score_file(base / "model", base / "small.parquet", base / "out.parquet",
+               {"chunk_rows": 20000, "on_bad_rows": "skip"}, progress=False)
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict(pd.read_parquet(base / "small.parquet"))
+    plain = time.perf_counter() - start
+    rss = {}
+    for name in ("small", "large"):
+        done = subprocess.run([sys.executable, "-c", RSS_CODE, str(base / "model"), str(base / f"{name}.parquet"),
+                               str(base / f"rss-{name}.parquet")], capture_output=True, text=True, check=True)
+        rss[name] = int(done.stdout.strip().splitlines()[-1]) / 1024
+    rows = len(big)
+    print("batch scoring")
+    print(f"  {rows} rows: modelfactory score {rows / ours:,.0f} rows/s, plain read+predict {rows / plain:,.0f} rows/s "
+          f"({plain / ours:.2f}x of plain)")
+    print(f"  peak RSS: {rows:,} rows {rss['small']:.0f} MiB, {rows * 10:,} rows {rss['large']:.0f} MiB "
+          f"-> {rss['large'] / rss['small']:.2f}x for a 10x file (target < 1.2x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modelfactory-bench-serving-") as scratch:
+        base = Path(scratch)
+        x, model = build_packages(base)
+        serving(base, x, args.requests)
+        batch(base, x, model)
+
+
+if __name__ == "__main__":
+    main()
