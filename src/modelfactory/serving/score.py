@@ -54,8 +54,8 @@ class ScoredDataWriter:
         atexit.register(self.close)
 
     def add(self, request_id, frame, predictions):
-        """Queue one scored request (cheap: no I/O on the request path)."""
-        self.queue.put((datetime.now(timezone.utc), request_id, frame, list(predictions)))
+        """Queue one scored request (cheap: no I/O and no copying on the request path)."""
+        self.queue.put((datetime.now(timezone.utc), request_id, frame, predictions))
 
     def _loop(self):
         pending, last = [], time.monotonic()
@@ -79,17 +79,18 @@ class ScoredDataWriter:
 
         if not pending:
             return
-        parts = []
-        for stamp, request_id, frame, predictions in pending:
-            part = frame.reset_index(drop=True).copy()
-            part.insert(0, "row", range(len(part)))
-            part.insert(0, "request_id", request_id)
-            part.insert(0, "scored_at", stamp)
-            part["prediction"] = predictions
-            parts.append(part)
-        table = pd.concat(parts, ignore_index=True)
+        import numpy as np
+
+        sizes = [len(p[2]) for p in pending]
+        names = list(pending[0][2].columns)
+        # One frame per flush, built from stacked arrays: cheap however many requests are pending.
+        table = pd.DataFrame(np.vstack([p[2].to_numpy() for p in pending]), columns=names)
+        table.insert(0, "scored_at", np.repeat([p[0] for p in pending], sizes))
+        table.insert(1, "request_id", np.repeat([p[1] for p in pending], sizes))
+        table.insert(2, "row", np.concatenate([np.arange(n) for n in sizes]))
         table.insert(3, "model", self.model_name)
         table.insert(4, "model_version", self.model_version)
+        table["prediction"] = [v for p in pending for v in p[3]]
         day = pending[0][0].strftime("%Y-%m-%d")
         target_dir = self.folder / f"date={day}"
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,9 @@ def parse_request(raw_data):
         raise BadRequest("input_data.data has no rows")
     if max_rows is not None and len(rows) > max_rows:
         raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}")
+    fast = _fast_frame(rows, given, expected)
+    if fast is not None:
+        return fast
     types = dict(columns)
     for number, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(given):
@@ -183,6 +187,25 @@ def parse_request(raw_data):
             if kind in INTEGRAL and not float(value).is_integer():
                 raise BadRequest(f"row {number}, column '{name}': expected a whole number, got {json.dumps(value)}")
     return pd.DataFrame(rows, columns=given)[expected].astype({n: DTYPES[t] for n, t in columns if t in DTYPES})
+
+
+def _fast_frame(rows, given, expected):
+    """The common case, checked and converted with numpy: every column a float, every value a finite
+    number. Returns None when anything is unusual, and the slow path names the problem."""
+    import numpy as np
+    import pandas as pd
+
+    if any(t != "double" for _, t in columns):
+        return None
+    width = len(given)
+    if not all(type(row) is list and len(row) == width and all(type(v) in (float, int) for v in row) for row in rows):
+        return None
+    values = np.asarray(rows, dtype="float64")
+    if not np.isfinite(values).all():
+        return None
+    if given != expected:
+        values = values[:, [given.index(name) for name in expected]]
+    return pd.DataFrame(values, columns=expected)
 
 
 def run(raw_data, request_headers=None):
