@@ -26,7 +26,6 @@ from modelfactory import paths
 from modelfactory.errors import (
     CellTimeoutError,
     KernelDiedError,
-    ModelfactoryError,
     ParamsError,
     PipelineError,
     StageFailedError,

@@ -2,14 +2,13 @@
 
 Each stage writes into ``<run_dir>/<stage>/`` and reads what earlier stages wrote there. Run by the
 runner, ``run_dir`` is the run's folder; opened by hand in Jupyter (``run_dir = None``) it is the
-scratch folder ``runs/interactive/<model>-<env>/``, so the notebooks run in order by hand hand
-their artifacts to each other the same way.
+scratch folder ``runs/interactive/<model>-<env>/``, so notebooks run by hand, in order, pass their
+artifacts to each other the same way.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
