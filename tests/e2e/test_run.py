@@ -239,3 +239,41 @@ def test_serve_command_serves_the_champion_until_ctrl_c(full_run):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and out.strip().endswith("stopped")
+
+
+def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):
+    import concurrent.futures
+    import time
+
+    import pandas as pd
+
+    from modelfactory import deploy
+
+    project, _ = full_run
+    m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
+    package = project / "runs" / m["run_id"] / "deploy" / "package"
+    sample = json.loads((package / "sample-request.json").read_text())
+    settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
+    endpoint = deploy.start_local_endpoint(package, settings)
+    answered = []
+
+    def send(rid):
+        try:
+            status, _ = endpoint.score(sample, timeout=10, request_id=rid)
+        except OSError:
+            return
+        if status == 200:
+            answered.append(rid)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # bounded: 600 requests, 8 at a time
+        futures = [pool.submit(send, f"kill-{i}") for i in range(600)]
+        deadline = time.monotonic() + 60
+        while len(answered) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        endpoint.kill()  # mid-burst, no chance to flush
+        concurrent.futures.wait(futures, timeout=60)
+    assert 150 <= len(answered) < 600
+    scored = pd.read_parquet(project / "data" / "scored" / "breast_cancer")  # every file still reads
+    mine = scored[scored["request_id"].str.startswith("kill-")]
+    assert not mine.duplicated(["request_id", "row"]).any()
+    assert set(mine["request_id"]) <= set(answered), "only answered requests are kept"

@@ -79,9 +79,18 @@ class LocalEndpoint:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+                self.kill()
         return self.process.returncode
+
+    def kill(self) -> None:
+        """Kill the server and its workers at once (SIGKILL to the process group), as a crash would."""
+        import signal
+
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
 
     def __enter__(self) -> "LocalEndpoint":
         return self
@@ -103,7 +112,8 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelfactory.serving.launch", "--host", host, "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=package_dir)
+             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=package_dir,
+            start_new_session=True)  # its own process group: stop() and a kill reach the workers too
     return LocalEndpoint(process, host, port, log)
 
 
