@@ -56,11 +56,6 @@ def write(run_dir: Path, manifest: Mapping) -> None:
     os.replace(tmp, run_dir / MANIFEST)
 
 
-def read(run_dir: Path) -> dict:
-    """The manifest of one run folder."""
-    return json.loads((run_dir / MANIFEST).read_text())
-
-
 def list_runs(model: str | None = None, root: Path | None = None) -> list[dict]:
     """Manifests of all runs, newest first, optionally of one model only."""
     base = paths.runs_dir(root)
