@@ -18,15 +18,33 @@ NUMERIC = {"double", "float", "long", "integer"}
 
 
 def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
-    """Chunks of a CSV or Parquet file, and its row count when the format tells it up front."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """Chunks of a CSV or Parquet file, and its row count when the format tells it up front.
 
-        source = pq.ParquetFile(path)
-        return (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows)), source.metadata.num_rows
-    if suffix == ".csv":
-        return iter(pd.read_csv(path, chunksize=chunk_rows)), None
+    A file that cannot be read (corrupt, not really CSV or Parquet) raises DataValidationError in
+    one line, whether that shows at opening or in a later chunk.
+    """
+    import pyarrow as pa
+
+    suffix = path.suffix.lower()
+    unreadable = (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError)
+
+    def guarded(chunks):
+        try:
+            yield from chunks
+        except unreadable as exc:
+            raise DataValidationError(f"--input {path}: cannot be read as {suffix[1:]}: {exc}") from None
+
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            source = pq.ParquetFile(path)
+            batches = (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows))
+            return guarded(batches), source.metadata.num_rows
+        if suffix == ".csv":
+            return guarded(iter(pd.read_csv(path, chunksize=chunk_rows))), None
+    except unreadable as exc:
+        raise DataValidationError(f"--input {path}: cannot be read as {suffix[1:]}: {exc}") from None
     raise ModelfactoryError(f"--input {path}: expected a .csv or .parquet file")
 
 

@@ -79,3 +79,15 @@ def test_missing_column_and_existing_output_are_refused(model, tmp_path):
         score_file(folder, tmp_path / "in.parquet", tmp_path / "taken.parquet",
                    {"chunk_rows": 100, "on_bad_rows": "skip"}, progress=False)
     assert (tmp_path / "taken.parquet").read_bytes() == b"keep me"
+
+
+def test_unreadable_input_is_one_line_not_a_traceback(model, tmp_path):
+    folder, _, _ = model
+    (tmp_path / "broken.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(DataValidationError) as info:
+        score_file(folder, tmp_path / "broken.parquet", tmp_path / "out.parquet",
+                   {"chunk_rows": 100, "on_bad_rows": "skip"}, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"--input {tmp_path / 'broken.parquet'}: cannot be read as parquet: ")
+    assert "\n" not in message
+    assert not (tmp_path / "out.parquet").exists()
