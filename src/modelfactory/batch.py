@@ -72,11 +72,12 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
-               progress: bool = True) -> dict:
+               progress: bool = True, replace: bool = False) -> dict:
     """Score every row of ``input_path`` into ``output_path`` (Parquet); return a summary.
 
     The output has the input's model columns, ``row`` (the 0-based row number in the input) and
     ``prediction``. Bad rows go to ``<output>.rejected.csv`` when ``on_bad_rows`` is ``skip``.
+    An existing output is an error unless ``replace`` (a notebook rerun by hand in its scratch folder).
     """
     import mlflow.pyfunc
     import pyarrow as pa
@@ -85,13 +86,16 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
 
     if not input_path.is_file():
         raise ModelfactoryError(f"--input {input_path}: no such file")
+    rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
+    if replace:
+        output_path.unlink(missing_ok=True)
+        rejected_path.unlink(missing_ok=True)
     if output_path.exists():
         raise ModelfactoryError(f"--output {output_path}: already exists; choose a new name (nothing is overwritten)")
     model = mlflow.pyfunc.load_model(str(model_dir))
     columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
     chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
     partial = output_path.with_name(f".{output_path.name}.partial")
-    rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
     writer, scored, rejected, first_row = None, 0, 0, 0
     bar = tqdm(total=total, unit="rows", desc=f"scoring {input_path.name}", disable=not progress)
     try:
@@ -125,3 +129,59 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
     partial.replace(output_path)
     return {"rows": first_row, "scored": scored, "rejected": rejected, "output": str(output_path),
             "rejected_file": str(rejected_path) if rejected else None}
+
+
+def input_file(batch_params: Mapping, data_params: Mapping, stage) -> Path:
+    """The file the scoring stage reads: ``batch.input`` (relative to the project root), or, when it
+    is null, the features of the model's own data source written into the stage folder (the demo)."""
+    from modelfactory import data, paths
+
+    if batch_params.get("input"):
+        path = Path(batch_params["input"])
+        path = path if path.is_absolute() else paths.project_root() / path
+        if not path.is_file():
+            raise ModelfactoryError(f"batch.input {batch_params['input']}: no such file (relative paths start "
+                                    "at the project root)")
+        return path
+    features = data.load_dataset(data_params).drop(columns=data_params["target"])
+    return stage.save_table(features, "input.parquet")
+
+
+def record(summary: Mapping, model_name: str, version: str) -> dict:
+    """What the scoring stage keeps (and the run manifest shows): the model version and the counts."""
+    return {"model": model_name, "version": str(version), "rows": summary["rows"], "scored": summary["scored"],
+            "rejected": summary["rejected"]}
+
+
+def summary_table(kept: Mapping) -> pd.DataFrame:
+    """One row: the model version, rows read, scored and set aside."""
+    return pd.DataFrame([{"model": kept["model"], "version": kept["version"], "rows read": kept["rows"],
+                          "scored": kept["scored"], "set aside": kept["rejected"]}])
+
+
+def rejected_rows(summary: Mapping) -> pd.DataFrame:
+    """The rows set aside, with their row numbers and the problem (empty when none were)."""
+    if not summary["rejected_file"]:
+        return pd.DataFrame(columns=["row", "column", "problem"])
+    return pd.read_csv(summary["rejected_file"])
+
+
+def plot_predictions(output_path: Path, task: str):
+    """How the predictions are distributed: a histogram (regression) or counts per class."""
+    import matplotlib.pyplot as plt
+    import pyarrow.parquet as pq
+
+    predictions = pq.read_table(output_path, columns=["prediction"]).column("prediction").to_pandas()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    if task == "classification":
+        counts = predictions.value_counts().sort_index()
+        ax.bar([str(c) for c in counts.index], counts.to_numpy(), color="#4c72b0")
+        ax.set_xlabel("predicted class")
+    else:
+        ax.hist(predictions, bins=30, color="#4c72b0")
+        ax.set_xlabel("prediction")
+    ax.set_ylabel("rows")
+    ax.set_title(f"{len(predictions):,} scored rows")
+    fig.tight_layout()
+    plt.close(fig)  # the notebook shows the returned figure once
+    return fig

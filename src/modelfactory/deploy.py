@@ -17,6 +17,9 @@ from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
 SCORE_SCRIPT = Path(__file__).parent / "serving" / "score.py"
+# What score.py needs beyond the model's own requirements, pinned at the versions installed here:
+# the server, the JSON parser, and Azure ML's data collector (used only on a managed endpoint).
+SERVING_REQUIREMENTS = ("azureml-inference-server-http", "orjson", "azureml-ai-monitoring")
 DOCKERFILE = """\
 # Serves this package with the Azure ML inference server, the same server as the managed endpoint.
 # docker build -t scorer . && docker run -p 127.0.0.1:5001:5001 scorer
@@ -33,15 +36,17 @@ CMD ["azmlinfsrv", "--entry_script", "/package/score.py", "--model_dir", "/packa
 
 
 def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, deploy_params: Mapping,
-                  model_name: str, model_version: str | None) -> pd.DataFrame:
+                  model_name: str, model_version: str | int) -> pd.DataFrame:
     """Write a self-contained, deployable folder; list its files.
 
     It holds the model, score.py with its settings (serving.json), the environment spec, a one-row
     sample request from the holdout, and a Dockerfile running the same Azure ML inference server.
+    The model sits at model/<name>/<version>/, the layout Azure ML mounts registered models in; the
+    inference server reads the model's name and version from it for its logs.
     """
     if package_dir.exists():
         shutil.rmtree(package_dir)
-    shutil.copytree(model_dir, package_dir / "model")
+    shutil.copytree(model_dir, package_dir / "model" / model_name / str(model_version))
     shutil.copy2(SCORE_SCRIPT, package_dir / "score.py")
     store = deploy_params["scored_data"]
     settings = {"max_rows": deploy_params["max_rows"], "model": model_name, "model_version": model_version,
@@ -49,9 +54,9 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
                                 "flush_rows": store["flush_rows"], "flush_seconds": store["flush_seconds"]}}
     (package_dir / "serving.json").write_text(json.dumps(settings, indent=2))
     (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
-    server = f"azureml-inference-server-http=={metadata.version('azureml-inference-server-http')}"
     requirements = (model_dir / "requirements.txt").read_text().splitlines()
-    (package_dir / "requirements.txt").write_text("\n".join([*requirements, server]) + "\n")
+    requirements += [f"{name}=={metadata.version(name)}" for name in SERVING_REQUIREMENTS]
+    (package_dir / "requirements.txt").write_text("\n".join(requirements) + "\n")
     (package_dir / "Dockerfile").write_text(DOCKERFILE.format(base_image=deploy_params["base_image"]))
     (package_dir / "swagger3.json").write_text(json.dumps(openapi_document(model_dir, sample.head(1)), indent=2))
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())

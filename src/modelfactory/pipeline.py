@@ -48,6 +48,22 @@ class PipelineSpec(BaseModel):
         return [s.name for s in self.stages]
 
 
+# Every pipeline whose notebooks ship, in the order their notebooks can run by hand: scoring needs
+# the champion that training's deploy stage promotes.
+NOTEBOOK_PIPELINES = ("training", "scoring")
+
+
+def notebook_paths(root: Path | None = None) -> list[Path]:
+    """Every shipped notebook, each once, in an order they can run in one after the other."""
+    found: list[Path] = []
+    for name in NOTEBOOK_PIPELINES:
+        for stage in load_pipeline(name, root).stages:
+            path = (root or paths.project_root()) / stage.notebook
+            if path not in found:
+                found.append(path)
+    return found
+
+
 def load_pipeline(name_or_path: str = "training", root: Path | None = None) -> PipelineSpec:
     """Read and check a pipeline definition: a name under pipelines/, or a path."""
     root = root or paths.project_root()

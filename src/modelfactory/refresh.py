@@ -13,16 +13,15 @@ import tempfile
 from pathlib import Path
 
 from modelfactory import paths
-from modelfactory.pipeline import load_pipeline
+from modelfactory.pipeline import notebook_paths
 
 
-def refresh_notebooks(pipeline_name: str = "training", say=print) -> int:
-    """Execute every stage's notebook in pipeline order, in place; return 0."""
+def refresh_notebooks(say=print) -> int:
+    """Execute every shipped notebook in pipeline order, in place; return 0."""
     import nbformat
     import papermill as pm
 
     root = paths.project_root()
-    pipeline = load_pipeline(pipeline_name, root)
     with tempfile.TemporaryDirectory(prefix="modelfactory-refresh-") as scratch:
         scratch_dirs = {"MODELFACTORY_RUNS_DIR": "runs", "MODELFACTORY_TRACKING_DIR": "mlruns",
                         "MODELFACTORY_SCORED_DIR": "scored"}
@@ -31,9 +30,8 @@ def refresh_notebooks(pipeline_name: str = "training", say=print) -> int:
             os.environ[key] = str(Path(scratch) / name)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
-            for stage in pipeline.stages:
-                path = root / stage.notebook
-                say(f"refreshing {stage.notebook} ...")
+            for path in notebook_paths(root):
+                say(f"refreshing {paths.relative_to_root(path, root)} ...")
                 pm.execute_notebook(str(path), str(path), cwd=str(path.parent), progress_bar=False)
                 nb = nbformat.read(path, as_version=4)
                 strip_run_metadata(nb)
@@ -49,8 +47,13 @@ def refresh_notebooks(pipeline_name: str = "training", say=print) -> int:
 
 
 def strip_run_metadata(nb) -> None:
-    """Drop what changes on every execution and what names this machine."""
+    """Drop what changes on every execution and what names this machine, and live widgets (a
+    progress bar saved without its widget state shows only its first frame: "0%")."""
     nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]

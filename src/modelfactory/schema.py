@@ -146,6 +146,7 @@ class BatchSection(Section):
 
     chunk_rows: int = Field(ge=1)
     on_bad_rows: Literal["skip", "fail"]
+    input: str | None = None
 
 
 class RunnerSection(Section):

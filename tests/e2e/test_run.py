@@ -173,6 +173,7 @@ def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
     assert "p50 latency ms" in notebook
     log = next((project / "runs" / m["run_id"] / "deploy").glob("endpoint-*.log")).read_text()
     assert "Users's init has completed successfully" in log and "POST /score 200" in log
+    assert "Traceback" not in log, "the package is laid out as Azure ML mounts models: model/<name>/<version>/"
 
 
 def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
@@ -198,10 +199,10 @@ def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run
             swagger = json.loads(reply.read())
         columns = swagger["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert columns["properties"]["input_data"]["properties"]["columns"]["items"]["enum"][0] == "age"
-        ids = [f"burst-{i}" for i in range(200)]
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:  # a bounded burst: 200 requests, 8 at a time
+        ids = [f"burst-{i}" for i in range(2000)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:  # a bounded burst: 2,000 requests, 16 at a time
             statuses = list(pool.map(lambda rid: endpoint.score(sample, timeout=30, request_id=rid)[0], ids))
-        assert statuses == [200] * 200
+        assert statuses == [200] * 2000
         assert endpoint.process.poll() is None
     assert endpoint.process.poll() is not None
     import pandas as pd
@@ -277,3 +278,28 @@ def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):
     mine = scored[scored["request_id"].str.startswith("kill-")]
     assert not mine.duplicated(["request_id", "row"]).any()
     assert set(mine["request_id"]) <= set(answered), "only answered requests are kept"
+
+
+def test_scoring_pipeline_scores_a_file_with_the_champion_and_sets_bad_rows_aside(full_run):
+    import pandas as pd
+
+    project, _ = full_run
+    rows = pd.read_parquet(project / "runs" / runs_of(project)[0]["run_id"] / "explore" / "dataset.parquet")
+    rows = rows.drop(columns="target").head(300).astype(object)
+    rows.loc[7, "bmi"], rows.loc[250, "age"] = "heavy", None
+    (project / "data").mkdir(exist_ok=True)
+    rows.to_csv(project / "data" / "new.csv", index=False)
+    done = cli(project, "run", "--pipeline", "scoring", "--model", "diabetes",
+               "--set", "batch.input=data/new.csv", "--set", "batch.chunk_rows=100")
+    assert done.returncode == 0, done.stdout + done.stderr
+    m = runs_of(project)[-1]
+    assert m["pipeline"] == "scoring" and m["stages"]["score"]["status"] == "succeeded"
+    champion = cli(project, "champion", "--model", "diabetes").stdout.split()[2].rstrip(",")
+    assert m["scoring"] == {"model": "diabetes", "version": champion, "rows": 300, "scored": 298, "rejected": 2}
+    folder = project / "runs" / m["run_id"] / "score"
+    scored = pd.read_parquet(folder / "scored.parquet")
+    assert len(scored) == 298 and not {7, 250} & set(scored["row"])
+    rejected = pd.read_csv(folder / "scored.parquet.rejected.csv")
+    assert rejected[["row", "column"]].values.tolist() == [[7, "bmi"], [250, "age"]]
+    assert (folder / "predictions.png").stat().st_size > 0
+    assert 'href="score.html"' in (project / "runs" / m["run_id"] / "index.html").read_text()

@@ -10,13 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelfactory.pipeline import load_pipeline
+from modelfactory.pipeline import notebook_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_notebooks_reproduce_their_checked_outputs(tmp_path):
-    notebooks = [str(ROOT / s.notebook) for s in load_pipeline("training", ROOT).stages]
+    notebooks = [str(p) for p in notebook_paths(ROOT)]
     env = {**os.environ, "MODELFACTORY_RUNS_DIR": str(tmp_path / "runs"),
            "MODELFACTORY_TRACKING_DIR": str(tmp_path / "mlruns"), "MODELFACTORY_SCORED_DIR": str(tmp_path / "scored"),
            "MODELFACTORY_PROJECT_DIR": str(ROOT)}
@@ -32,6 +32,7 @@ def test_committed_notebooks_reproduce_their_checked_outputs(tmp_path):
     scratch = tmp_path / "runs" / "interactive" / "diabetes-dev"
     assert (scratch / "deploy" / "package" / "score.py").is_file()
     assert (scratch / "evaluate" / "diagnostics.png").is_file()
+    assert (scratch / "score" / "predictions.png").is_file()
 
 
 def test_nbval_catches_a_changed_result(tmp_path):

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from modelfactory.pipeline import load_pipeline
+from modelfactory.pipeline import notebook_paths
 
-NOTEBOOKS = [ROOT / s.notebook for s in load_pipeline("training", ROOT).stages]
+NOTEBOOKS = notebook_paths(ROOT)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -54,3 +54,8 @@ def test_saved_outputs_carry_no_machine_paths_or_run_metadata(path):
     assert all("papermill" not in c["metadata"] for c in nb["cells"])
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "outputs are kept"
     assert not any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    assert "application/vnd.jupyter.widget-view+json" not in text, "a saved widget shows only its first frame"
+
+
+def test_every_notebook_belongs_to_a_pipeline_so_it_is_checked():
+    assert sorted(ROOT.glob("notebooks/*.ipynb")) == sorted(NOTEBOOKS)

@@ -45,5 +45,5 @@ def test_malformed_pipeline_is_one_line(tmp_path, edit, message):
 
 def test_unknown_pipeline_lists_what_exists(tmp_path):
     root = copy_project(tmp_path / "p")
-    with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/scoring.yaml \(pipelines/ has training\)"):
-        load_pipeline("scoring", root)
+    with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/retrain.yaml \(pipelines/ has scoring, training\)"):
+        load_pipeline("retrain", root)

@@ -50,7 +50,10 @@ def request(columns, rows):
 def test_package_holds_everything_a_deployment_needs(package):
     folder, x, _, files = package
     assert set(files["file"]) >= {"score.py", "serving.json", "sample-request.json", "requirements.txt",
-                                  "Dockerfile", "model/MLmodel"}
+                                  "Dockerfile", "model/demo/7/MLmodel"}
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    for name in deploy.SERVING_REQUIREMENTS:
+        assert any(line.startswith(f"{name}==") for line in requirements), name
     settings = json.loads((folder / "serving.json").read_text())
     assert settings["max_rows"] == 5 and settings["model"] == "demo" and settings["model_version"] == "7"
     assert Path(settings["scored_data"]["dir"]).name == "demo"
@@ -75,7 +78,8 @@ COLUMNS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.01]
 BAD = [
     ("", "empty request body; expected {\"input_data\": {\"columns\": [...], \"data\": [[...], ...]}}"),
-    ("{not json", "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    ("{not json", "malformed JSON: unexpected character, expected a string key at line 1 column 2"),
+    (request(COLUMNS, [[float("nan"), *ROW[1:]]]), "malformed JSON: NaN at line 1 column 103 is not a JSON number"),
     ("[1, 2]", "expected {\"input_data\": {\"columns\": [...], \"data\": [[...], ...]}}"),
     (request(COLUMNS[:-1], [ROW[:-1]]), "missing column(s): s6"),
     (request([*COLUMNS, "zip"], [[*ROW, 1]]),
@@ -86,6 +90,8 @@ BAD = [
     (request(COLUMNS, [[*ROW[:2], "heavy", *ROW[3:]]]), "row 0, column 'bmi': expected a number, got \"heavy\""),
     (request(COLUMNS, [[None, *ROW[1:]]]), "row 0, column 'age': a value is required, got null"),
     (request(COLUMNS, [[True, *ROW[1:]]]), "row 0, column 'age': expected a number, got true"),
+    (request(COLUMNS, [ROW, [*ROW[:9], "0.5"]]), "row 1, column 's6': expected a number, got \"0.5\""),
+    (request(COLUMNS, [ROW, [*ROW, 1.0]]), "row 1: expected a list of 10 values, got 11"),
     (request([*COLUMNS[:-1], 7], [ROW]), "input_data.columns must be a list of column names (strings)"),
 ]
 
@@ -116,3 +122,64 @@ def test_scored_rows_are_kept_once_each_with_their_request_id(package, scorer):
     assert first["prediction"].tolist() == pytest.approx(model.predict(x.iloc[0:2]).tolist())
     assert first["bmi"].tolist() == pytest.approx(x["bmi"].iloc[0:2].tolist())
     assert not list(Path(store).rglob(".*.tmp")), "no half-written files left behind"
+
+
+SCORE_WITH_COLLECTOR = """
+import json, sys
+from pathlib import Path
+from modelfactory import deploy
+scorer = deploy.load_scoring_script(Path(sys.argv[1]))
+print("STORE", type(scorer.scored).__name__, flush=True)
+body = json.dumps(deploy.build_request(__import__("pandas").read_json(sys.argv[2])))
+answer = scorer.run(body, request_headers={"x-request-id": "azure-req-1"})
+print("ANSWER", json.dumps(answer), flush=True)
+# exiting runs scorer.scored.close(), which waits for the collector to send what it queued
+"""
+
+
+def test_on_azure_scored_rows_go_to_the_data_collector(package, tmp_path):
+    """With Azure ML's data-collection variables set, score.py hands rows to azureml-ai-monitoring's
+    Collector; a recorder on 127.0.0.1 stands in for the deployment's collection sidecar."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    folder, x, model, _ = package
+    received = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, dict(self.headers), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rows = tmp_path / "rows.json"
+    x.head(3).to_json(rows)
+    env = {**os.environ, "AZUREML_MDC_ENABLED": "true", "AZUREML_MDC_HOST": "127.0.0.1",
+           "AZUREML_MDC_PORT": str(server.server_address[1])}
+    try:
+        done = subprocess.run([sys.executable, "-c", SCORE_WITH_COLLECTOR, str(folder), str(rows)],
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("STORE", "ANSWER")))
+    kind, answer = said["STORE"], said["ANSWER"]
+    assert kind == "AzureDataCollector"
+    assert json.loads(answer)["predictions"] == pytest.approx(model.predict(x.head(3)).tolist())
+    by_kind = {headers["ce-type"]: (path, headers, body) for path, headers, body in received}
+    assert set(by_kind) == {"azureml.inference.model_inputs", "azureml.inference.model_outputs"}
+    for path, headers, body in by_kind.values():
+        assert path == "/modeldata/log" and headers["ce-x-request-id"] == "azure-req-1"
+    inputs = json.loads(by_kind["azureml.inference.model_inputs"][2])
+    outputs = json.loads(by_kind["azureml.inference.model_outputs"][2])
+    assert [row["bmi"] for row in inputs] == pytest.approx(x["bmi"].head(3).tolist())
+    assert [row["prediction"] for row in outputs] == pytest.approx(model.predict(x.head(3)).tolist())
