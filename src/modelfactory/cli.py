@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stages", metavar="A,B", help="run only these stages; earlier outputs come from the "
                      "newest run where they succeeded")
     run.add_argument("--from-run", metavar="RUN_ID", help="take earlier stages' outputs from this run")
+    run.add_argument("--input", action="append", default=[], dest="inputs", metavar="STAGE=FOLDER",
+                     help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
 
     runs = sub.add_parser("runs", help="list past runs with their status and headline metric")
@@ -85,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
     champion.add_argument("--model", required=True, metavar="M")
     champion.add_argument("--env", metavar="E")
+
+    submit = sub.add_parser("submit", help="run the pipeline on Azure ML: one command job per notebook",
+                            epilog=EPILOG)
+    _add_params_args(submit, many_models=True)
+    submit.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="only build and validate the job YAML under runs/<id>/azureml/ (no credentials)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job step by step; if a step fails, download it and print a local rerun")
+
+    jobs = sub.add_parser("jobs", help="show or download an Azure ML pipeline job")
+    jobs.add_argument("action", choices=["show", "download"])
+    jobs.add_argument("job_name", metavar="JOB")
+    jobs.add_argument("--env", metavar="E", help="whose workspace params (default: $MODELFACTORY_ENV or dev)")
+    jobs.add_argument("--pipeline", default="training")
+
+    endpoint = sub.add_parser("endpoint", help="blue/green managed online endpoint (and batch endpoint) on Azure ML")
+    endpoint.add_argument("action", choices=["deploy", "shift", "promote", "rollback"])
+    _add_params_args(endpoint, many_models=False)
+    endpoint.add_argument("--from-run", metavar="RUN_ID", help="the run whose deploy package to use (default: newest)")
+    endpoint.add_argument("--to", metavar="COLOUR=N", help="for shift: e.g. green=25 (the other colour takes the rest)")
+    endpoint.add_argument("--dry-run", action="store_true",
+                          help="only build and validate the endpoint YAML under runs/<id>/azureml/endpoint/")
     return parser
 
 
@@ -108,9 +133,20 @@ def _cmd_run(args, argv) -> int:
 
     models = args.model or list_models()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
-    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run) for m in models]
+    inputs = dict(_key_value(item, "--input") for item in args.inputs)
+    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
+                for m in models]
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty())
     return code
+
+
+def _key_value(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key or not value:
+        from modelfactory.errors import PipelineError
+
+        raise PipelineError(f"{flag} {item}: expected NAME=VALUE")
+    return key, value
 
 
 def _cmd_runs(args, argv) -> int:
@@ -228,7 +264,107 @@ def _cmd_champion(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+def _cmd_submit(args, argv) -> int:
+    from modelfactory import paths
+    from modelfactory.azureml import build, submit, workspace
+    from modelfactory.params import list_models, resolve
+    from modelfactory.pipeline import load_pipeline
+    from modelfactory.runner import new_run_id
+
+    pipeline = load_pipeline(args.pipeline)
+    prepared = []
+    for model in args.model or list_models():  # build and check every model before sending any
+        params = resolve(model, args.env, args.overrides, args.params_file)
+        run_id = new_run_id(params["model"]["name"])
+        submission = build.prepare(pipeline, params, run_id)
+        print(f"{params['model']['name']} ({params['env']['name']}): specs valid in "
+              f"{paths.relative_to_root(submission.folder)}")
+        for path in submission.files:
+            print(f"  {paths.relative_to_root(path)}")
+        prepared.append((params, submission))
+    if args.dry_run:
+        print("dry run: nothing was sent to Azure ML")
+        return 0
+    code = 0
+    for params, submission in prepared:
+        client = workspace.connect(params["azure"])
+        created = submit.submit(client, submission.job)
+        if args.wait:
+            spec = params["azure"]["wait"]
+            status = submit.wait(client, created.name, spec["poll_seconds"], spec["timeout_minutes"] * 60)
+            if status != "Completed":
+                submit.bring_home(client, created.name, pipeline)
+                code = 1
+    return code
+
+
+def _cmd_jobs(args, argv) -> int:
+    from modelfactory import paths
+    from modelfactory.azureml import build, submit, workspace
+    from modelfactory.params import list_models, resolve
+    from modelfactory.pipeline import load_pipeline
+
+    build.quiet_azure_logs()
+    params = resolve(list_models()[0], args.env)  # the workspace is the environment's, whatever the model
+    client = workspace.connect(params["azure"])
+    if args.action == "show":
+        submit.show(client, args.job_name)
+        return 0
+    home = submit.download_all(client, args.job_name)
+    print(f"downloaded into {paths.relative_to_root(home)}")
+    failed = submit.bring_home(client, args.job_name, load_pipeline(args.pipeline))
+    return 1 if failed else 0
+
+
+def _cmd_endpoint(args, argv) -> int:
+    from modelfactory import paths
+    from modelfactory.azureml import build, deployment, workspace
+    from modelfactory.params import resolve
+
+    build.quiet_azure_logs()
+    params = resolve(args.model, args.env, args.overrides, args.params_file)
+    run_dir = _package_run(params["model"]["name"], args.from_run)
+    specs = deployment.build_specs(run_dir / "deploy" / "package", params)
+    folder = run_dir / "azureml" / "endpoint"
+    files = deployment.write_specs(specs, folder)
+    problems = deployment.validate_specs(folder)
+    if problems:
+        raise deployment.DeploymentSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder)}: "
+                                             + "; ".join(problems))
+    if args.action == "shift" and not args.to:
+        raise deployment.DeploymentSpecError("endpoint shift needs --to, e.g. --to green=25")
+    print(f"{specs.online_endpoint.name}: specs valid in {paths.relative_to_root(folder)}")
+    for path in files:
+        print(f"  {paths.relative_to_root(path)}")
+    if args.dry_run:
+        if args.action == "shift":
+            print(f"would set traffic {deployment.shifted(args.to)}")
+        print("dry run: nothing was sent to Azure ML")
+        return 0
+    rollout = deployment.EndpointRollout(workspace.connect(params["azure"]), specs)
+    if args.action == "shift":
+        rollout.shift(args.to)
+    else:
+        getattr(rollout, args.action)()
+    return 0
+
+
+def _package_run(model: str, from_run: str | None):
+    """The run folder whose deploy stage wrote the package to deploy (given, or the newest)."""
+    from pathlib import Path
+
+    from modelfactory.errors import RunNotFoundError
+    from modelfactory.manifest import list_runs
+
+    for m in list_runs(model):
+        if (from_run is None or m["run_id"] == from_run) and (Path(m["_dir"]) / "deploy" / "package" / "score.py").is_file():
+            return Path(m["_dir"])
+    which = f"run {from_run}" if from_run else f"any run of {model}"
+    raise RunNotFoundError(f"{which} has no deploy package (runs/<id>/deploy/package/); run the pipeline first: "
+                           f"modelfactory run --model {model}")
+
+
+COMMANDS = {"submit": _cmd_submit, "jobs": _cmd_jobs, "endpoint": _cmd_endpoint, "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks}
 
 

@@ -43,6 +43,7 @@ class RunRequest:
     stages: list[str] | None = None
     params_file: str | None = None
     from_run: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
 
 
 @dataclass
@@ -71,7 +72,8 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> li
     for req in requests:
         resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
         stages = select_stages(pipeline, req.stages)
-        sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run)
+        sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run,
+                              req.inputs)
         checked.append((req, resolved, stages, sources))
     return checked
 
@@ -109,14 +111,27 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
 
 
 def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
-                from_run: str | None) -> dict[str, Path]:
+                from_run: str | None, inputs: dict[str, str] | None = None) -> dict[str, Path]:
     """For each earlier stage the selected stages need but will not run, the run folder to copy it from.
 
-    That is ``--from-run`` when given, else the newest run of the same model and environment in
-    which that stage succeeded.
+    That is the folder given with ``--input STAGE=FOLDER`` (how an Azure ML step receives the
+    steps before it), else ``--from-run``, else the newest run of the same model and environment
+    in which that stage succeeded.
     """
     needed = {need for name in stages for need in pipeline.stage(name).needs if need not in stages}
     found: dict[str, Path] = {}
+    for need, given in (inputs or {}).items():
+        if need not in needed:
+            raise PipelineError(f"--input {need}=...: the selected stages ({', '.join(stages)}) do not take "
+                                f"the outputs of stage {need}")
+        folder = run_folder(Path(given))
+        files = sorted({f for name in stages for f in pipeline.stage(name).needs.get(need, [])})
+        missing = [f for f in files if not (folder / need / f).exists()]
+        if missing:
+            raise PipelineError(f"--input {need}={given}: no {need}/{missing[0]} in run folder "
+                                f"{paths.relative_to_root(folder)}")
+        found[need] = folder
+    needed -= set(found)
     candidates = manifests.list_runs(model)
     if from_run:
         candidates = [m for m in candidates if m["run_id"] == from_run]
@@ -140,6 +155,17 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
                 f"--stages {need}"
             )
     return found
+
+
+def run_folder(path: Path) -> Path:
+    """A run folder given directly, or the one run folder inside ``path`` (a downloaded job output)."""
+    if (path / "manifest.json").is_file():
+        return path
+    found = sorted(p.parent for p in path.glob("*/manifest.json")) if path.is_dir() else []
+    if len(found) != 1:
+        what = "no such folder" if not path.is_dir() else f"{len(found)} run folders inside, expected one"
+        raise PipelineError(f"--input {path}: not a run folder (no manifest.json; {what})")
+    return found[0]
 
 
 def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Callable[[str], None] = print,

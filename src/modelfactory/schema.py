@@ -159,6 +159,80 @@ class RunnerSection(Section):
     preload: list[str]
 
 
+class AzureWorkspace(Section):
+    """Workspace coordinates (never a key); config.json in the project wins when present."""
+
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    name: str | None = None
+
+
+class AzureEnvironmentSpec(Section):
+    """The jobs' environment: a registered one, or environment.yml built on a base image."""
+
+    registered: str | None = Field(default=None, pattern=r"^azureml:[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+|@latest)$")
+    base_image: str
+
+
+class OnlineEndpointSpec(Section):
+    """The managed online endpoint and its blue/green deployments."""
+
+    name: str                       # may hold {model} and {env}
+    instance_type: str
+    instance_count: int = Field(ge=1)
+    traffic: dict[str, int]
+    mirror: dict[str, int]
+
+
+class BatchEndpointSpec(Section):
+    """The batch endpoint and its deployment."""
+
+    name: str                       # may hold {model} and {env}
+    compute: str
+    mini_batch_size: int = Field(ge=1)
+    instance_count: int = Field(ge=1)
+    max_retries: int = Field(ge=0)
+    timeout_seconds: int = Field(ge=1)
+
+
+class ScheduleSpec(Section):
+    """Recurring retraining."""
+
+    cron: str
+    time_zone: str
+    enabled: bool
+
+
+class AutoMLSpec(Section):
+    """The AutoML baseline job."""
+
+    timeout_minutes: int = Field(ge=15)
+    max_trials: int = Field(ge=1)
+    cross_validations: int = Field(ge=2)
+
+
+class WaitSpec(Section):
+    """How `submit --wait` follows a job."""
+
+    poll_seconds: float = Field(gt=0)
+    timeout_minutes: float = Field(gt=0)
+
+
+class AzureSection(Section):
+    """Azure ML: where jobs run and what they deploy. Values that differ per environment come from
+    environment variables through params/env/*.yaml."""
+
+    workspace: AzureWorkspace
+    compute: str
+    environment: AzureEnvironmentSpec
+    serving_image: str
+    online: OnlineEndpointSpec
+    batch: BatchEndpointSpec
+    schedule: ScheduleSpec
+    automl: AutoMLSpec
+    wait: WaitSpec
+
+
 class Params(Section):
     """The whole resolved params object."""
 
@@ -173,3 +247,4 @@ class Params(Section):
     report: ReportSection
     batch: BatchSection
     runner: RunnerSection
+    azure: AzureSection

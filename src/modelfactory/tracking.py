@@ -20,8 +20,9 @@ RUN_FILE = "tracking.json"
 
 
 def tracking_uri(params: Mapping) -> str:
-    """The tracking URI from params, or the embedded SQLite store of this project."""
-    uri = params["tracking"]["uri"]
+    """The tracking URI from params, else MLFLOW_TRACKING_URI (set by Azure ML inside a job, whose
+    params leave it empty), else the embedded SQLite store of this project."""
+    uri = params["tracking"]["uri"] or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     folder = paths.tracking_dir()
