@@ -13,13 +13,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PARTS = ("params", "pipelines", "notebooks")
+# What an Azure ML job's code snapshot is made from, besides the parts above.
+SNAPSHOT_PARTS = ("src", "pyproject.toml", "environment.yml", ".amlignore")
 
 
-def copy_project(dest: Path) -> Path:
-    """A copy of what a run reads (params, pipelines, notebooks) in ``dest``."""
+def copy_project(dest: Path, whole: bool = False) -> Path:
+    """A copy of what a run reads (params, pipelines, notebooks) in ``dest``; ``whole`` adds what
+    an Azure ML snapshot is made from (src, pyproject.toml, environment.yml, .amlignore)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for part in PROJECT_PARTS:
-        shutil.copytree(ROOT / part, dest / part)
+    for part in PROJECT_PARTS + (SNAPSHOT_PARTS if whole else ()):
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / part, dest / part)
     return dest
 
 

@@ -289,6 +289,8 @@ def _cmd_submit(args, argv) -> int:
     for params, submission in prepared:
         client = workspace.connect(params["azure"])
         created = submit.submit(client, submission.job)
+        if params["azure"]["schedule"]["enabled"]:
+            submit.create_schedule(client, submission.folder / "schedule.yaml")
         if args.wait:
             spec = params["azure"]["wait"]
             status = submit.wait(client, created.name, spec["poll_seconds"], spec["timeout_minutes"] * 60)

@@ -52,7 +52,11 @@ def schedule_name(params: Mapping) -> str:
 
 
 def write_schedule(params: Mapping, pipeline_file: Path) -> Path:
-    """schedule.yaml next to ``pipeline_file``: that pipeline job, on the cron from params."""
+    """schedule.yaml next to ``pipeline_file``: that pipeline job, on the cron from params.
+
+    Written for every submit so it can be reviewed; ``submit`` creates it in the workspace only
+    where ``azure.schedule.enabled`` is true. (The YAML has no on/off switch: azure-ai-ml's loader
+    drops ``is_enabled``, a field the service reports but does not take.)"""
     spec = params["azure"]["schedule"]
     check_cron(spec["cron"])
     data = {
@@ -60,7 +64,6 @@ def write_schedule(params: Mapping, pipeline_file: Path) -> Path:
         "name": schedule_name(params),
         "display_name": f"retrain {params['model']['name']} ({params['env']['name']})",
         "description": "Recurring retraining: the modelfactory training pipeline on a cron from params",
-        "is_enabled": bool(spec["enabled"]),
         "trigger": {"type": "cron", "expression": spec["cron"], "time_zone": spec["time_zone"]},
         "create_job": f"./{pipeline_file.name}",
     }

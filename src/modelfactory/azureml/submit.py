@@ -37,6 +37,16 @@ def submit(client, job, say: Callable[[str], None] = print):
     return created
 
 
+def create_schedule(client, schedule_file: Path, say: Callable[[str], None] = print):
+    """Create (or update) the retraining schedule written beside the pipeline job."""
+    from azure.ai.ml.entities._load_functions import load_schedule
+
+    schedule = load_schedule(str(schedule_file))
+    created = client.schedules.begin_create_or_update(schedule).result()
+    say(f"schedule {created.name}: {schedule.trigger.expression} ({schedule.trigger.time_zone})")
+    return created
+
+
 def steps(client, job_name: str) -> dict[str, object]:
     """The pipeline's child jobs by step name (the node name in the pipeline)."""
     found = {}
