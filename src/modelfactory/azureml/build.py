@@ -60,12 +60,17 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None) ->
     return submission
 
 
+def load_error(exc: Exception) -> str:
+    """An azure-ai-ml load error in one line: the schema's complaint, without its links and advice."""
+    text = str(exc).split("Visit this link")[0]
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def _load_problems(path: Path, loader) -> tuple[object | None, list[str]]:
     try:
         return loader(str(path)), []
     except Exception as exc:  # azure-ai-ml raises marshmallow, its own and OS errors for a bad file
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        return None, [f"{path.name}: does not load: {first}"]
+        return None, [f"{path.name}: does not load: {load_error(exc)}"]
 
 
 def validate_folder(folder: Path) -> list[str]:

@@ -72,6 +72,7 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
         Model,
         ModelBatchDeployment,
         ModelBatchDeploymentSettings,
+        ResourceConfiguration,
     )
 
     check_package(package)
@@ -101,11 +102,13 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
             tags={**tags, "model_version": str(version)})
     batch_name = endpoint_name(batch["name"], model_name, env)
     batch_endpoint = BatchEndpoint(name=batch_name, tags=tags, description=f"{model_name} ({env}) batch scoring")
+    # An MLflow model needs no scoring script in a batch deployment.
     batch_deployment = ModelBatchDeployment(
-        name="main", endpoint_name=batch_name, model=model, environment=environment, code_configuration=None,
-        compute=batch["compute"], tags=tags,
+        name="main", endpoint_name=batch_name, model=model, environment=environment, compute=batch["compute"],
+        tags=tags, resources=ResourceConfiguration(instance_count=batch["instance_count"]),
+        # the instance count goes in resources only: given in both, the dump does not load back
         settings=ModelBatchDeploymentSettings(
-            mini_batch_size=batch["mini_batch_size"], instance_count=batch["instance_count"],
+            mini_batch_size=batch["mini_batch_size"],
             output_action=BatchDeploymentOutputAction.APPEND_ROW, output_file_name="predictions.csv",
             retry_settings=BatchRetrySettings(max_retries=batch["max_retries"], timeout=batch["timeout_seconds"]),
             logging_level="info"))
@@ -177,19 +180,23 @@ def write_specs(specs: EndpointSpecs, folder: Path) -> list[Path]:
 
 def validate_specs(folder: Path) -> list[str]:
     """Load each written spec with azure-ai-ml's loaders, and re-check what they do not."""
-    from azure.ai.ml import load_batch_deployment, load_batch_endpoint, load_online_deployment, load_online_endpoint
+    from azure.ai.ml import load_batch_endpoint, load_online_deployment, load_online_endpoint
+    from azure.ai.ml.entities._load_functions import load_model_batch_deployment
 
     problems = []
+    # A model batch deployment keeps its knobs under "settings", which load_batch_deployment
+    # refuses (azure-sdk-for-python#33044); load_model_batch_deployment reads that shape.
     loaders = {"endpoint.yaml": load_online_endpoint, "blue.yaml": load_online_deployment,
                "green.yaml": load_online_deployment, "batch-endpoint.yaml": load_batch_endpoint,
-               "batch-deployment.yaml": load_batch_deployment}
+               "batch-deployment.yaml": load_model_batch_deployment}
     loaded = {}
     for name, loader in loaders.items():
         try:
             loaded[name] = loader(str(folder / name))
         except Exception as exc:  # marshmallow and azure-ai-ml validation errors
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            problems.append(f"{name}: does not load: {first}")
+            from modelfactory.azureml.build import load_error
+
+            problems.append(f"{name}: does not load: {load_error(exc)}")
     endpoint = loaded.get("endpoint.yaml")
     if endpoint is not None:
         try:
