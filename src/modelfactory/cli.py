@@ -131,13 +131,25 @@ def _cmd_run(args, argv) -> int:
     from modelfactory.params import list_models
     from modelfactory.runner import RunRequest, run_pipeline
 
-    models = args.model or list_models()
+    models = args.model or ([_model_in(args.params_file)] if args.params_file else list_models())
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
     requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
                 for m in models]
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty())
     return code
+
+
+def _model_in(params_file: str) -> str:
+    """The model a resolved params file (a run's params.yaml) is for."""
+    import yaml
+
+    from modelfactory.errors import ParamsError
+
+    try:
+        return yaml.safe_load(open(params_file))["model"]["name"]
+    except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
+        raise ParamsError(f"--params-file {params_file}: not a run's params.yaml ({type(exc).__name__}: {exc})") from None
 
 
 def _key_value(item: str, flag: str) -> tuple[str, str]:

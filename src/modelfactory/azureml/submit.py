@@ -8,12 +8,12 @@ the job used. Everything goes through an MLClient, so tests inject a fake one at
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from modelfactory import manifest as manifests
 from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
@@ -101,11 +101,15 @@ def bring_home(client, job_name: str, pipeline, say: Callable[[str], None] = pri
     inputs = {}
     for need in pipeline.stage(failed).needs:
         inputs[need] = download_step(client, children[need], home / need)
-    record = manifests.read_manifest(run_dir)["stages"].get(failed, {})
-    error = record.get("error", {})
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    error = manifest["stages"].get(failed, {}).get("error", {})
     where = f"In [{error['execution_count']}]" if error.get("execution_count") else "a cell"
-    command = ("modelfactory run --params-file " + shlex.quote(paths.relative_to_root(run_dir / "params.yaml"))
-               + f" --pipeline {pipeline.name} --stages {failed}"
+    # The job tracked to the workspace (its params leave tracking.uri empty); so does the rerun,
+    # or the models the earlier steps logged there would not be found.
+    tracking = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
+    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} modelfactory run --model {manifest['model']} "
+               f"--params-file {shlex.quote(paths.relative_to_root(run_dir / 'params.yaml'))} "
+               f"--pipeline {pipeline.name} --stages {failed}"
                + "".join(f" --input {need}={shlex.quote(paths.relative_to_root(folder))}" for need, folder in inputs.items()))
     say(f"step {failed} failed at {where}: {error.get('summary', 'see the notebook')}\n"
         f"  notebook: {paths.relative_to_root(run_dir / (failed + '.ipynb'))}\n"
