@@ -27,9 +27,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 notebooks: $(STAMP) ## re-execute notebooks/ in place so their saved outputs are current
 	$(BIN)/modelfactory notebooks
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; CLI start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/cli.py
 
 lab: $(STAMP) ## open the notebooks in JupyterLab (binds 127.0.0.1)
 	cd notebooks && ../$(BIN)/jupyter lab --ip 127.0.0.1

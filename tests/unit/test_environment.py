@@ -52,3 +52,19 @@ def test_help_lists_the_commands_and_exit_codes():
     assert done.returncode == 0
     for word in ("run", "runs", "report", "params", "notebooks", "3 kernel died", "4 cell timeout"):
         assert word in done.stdout
+
+
+def test_azure_commands_help_does_not_import_azure():
+    for args in (["--help"], ["submit", "--help"], ["endpoint", "--help"], ["jobs", "--help"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "modelfactory", *args],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-500:]
+        imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert not {m for m in imported if m.startswith(("azure", "mlflow", "pandas", "sklearn"))}, args
+
+
+def test_the_pinned_set_includes_every_azure_package_the_jobs_need():
+    lock = _lock()
+    for name in ("azure-ai-ml", "azure-identity", "azureml-mlflow", "azureml-inference-server-http",
+                 "azureml-ai-monitoring", "mlflow"):
+        assert name in lock, name
