@@ -2,8 +2,8 @@
 
 Each stage becomes a command component whose command is the local runner itself::
 
-    python -m modelfactory run --params-file params.yaml --pipeline training --stages train \
-        --input explore=${{inputs.explore}}      # with MODELFACTORY_RUNS_DIR=${{outputs.run}}
+    python -m modelfactory run --model diabetes --params-file params.yaml --pipeline training \
+        --stages train --input explore=${{inputs.explore}}   # with MODELFACTORY_RUNS_DIR=${{outputs.run}}
 
 so a step in Azure ML runs exactly what ``modelfactory run --stages train`` runs on a laptop: papermill
 on the same notebook, with the same resolved params (a YAML file in the code snapshot, so types
@@ -60,7 +60,9 @@ def stage_snapshot(root: Path, target: Path, params: Mapping) -> list[str]:
     for folder, dirs, files in _walk(root):
         # A pattern like "runs/" matches what is inside the folder, not the bare name: ask about a
         # file inside, so ignored trees (.venv, runs) are never walked.
-        dirs[:] = [d for d in dirs if not ignore.is_file_excluded(folder / d / "_")]
+        # Never copy the snapshot into itself, whatever .amlignore says about runs/.
+        dirs[:] = [d for d in dirs if not ignore.is_file_excluded(folder / d / "_")
+                   and (folder / d).resolve() != target.resolve()]
         for name in files:
             source = folder / name
             if ignore.is_file_excluded(source):
@@ -142,7 +144,8 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
         components[stage.name], nodes[stage.name] = component, node
     env = params["env"]["name"]
     git = manifests.git_state(root)
-    tags = {"model": model, "env": env, "pipeline": pipeline.name, "params_hash": params_mod.params_hash(params),
+    # the hash of the params the steps run with, so it matches the params_hash in their manifests
+    tags = {"model": model, "env": env, "pipeline": pipeline.name, "params_hash": version,
             "git_commit": git.get("commit") or "unknown", "git_dirty": str(git.get("dirty")), "run_id": run_id}
     job = PipelineJob(jobs=nodes, experiment_name=params["tracking"]["experiment"],
                       display_name=f"{pipeline.name} {model} {env} {run_id}", tags=tags,

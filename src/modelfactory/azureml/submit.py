@@ -77,7 +77,10 @@ def wait(client, job_name: str, poll_seconds: float, timeout_seconds: float,
 
 
 def download_step(client, child, target: Path) -> Path:
-    """Download one step's run-folder output under ``target``; return the run folder inside it."""
+    """Download one step's run-folder output under ``target`` (once); return the run folder inside it."""
+    found = sorted(target.rglob("manifest.json")) if target.is_dir() else []
+    if found:  # already here (e.g. `jobs download` before bringing a failure home)
+        return found[0].parent
     target.mkdir(parents=True, exist_ok=True)
     client.jobs.download(name=child.name, download_path=str(target), output_name=OUTPUT)
     found = sorted(target.rglob("manifest.json"))
