@@ -150,3 +150,24 @@ def test_submit_sends_the_built_pipeline_job_through_the_client(steps, monkeypat
     assert sorted(sent.args[0].jobs) == ["deploy", "evaluate", "explore", "train"]
     assert created.name == "pipeline-job-2" and said == [f"submitted pipeline-job-2: {job.display_name}",
                                                           "  studio: https://ml.azure.com/runs/y"]
+
+
+def test_jobs_show_and_download_every_step(steps, monkeypatch):
+    from modelfactory.azureml import submit
+
+    monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(steps.project))
+    monkeypatch.setenv("MODELFACTORY_RUNS_DIR", str(steps.project / "runs-jobs"))
+    client = _fake_client(steps)
+    said = []
+    submit.show(client, "pipeline-job-3", say=said.append)
+    assert said[0].startswith("pipeline-job-3: Running") and said[1] == "  studio: https://ml.azure.com/runs/x"
+    assert said[2:] == ["  explore: Completed  (job-explore-1)", "  train: Completed  (job-train-2)",
+                        "  evaluate: Running  (job-evaluate-3)", "  deploy: NotStarted  (job-deploy-4)"]
+    said.clear()
+    client.jobs.download.side_effect = lambda name, download_path, output_name: None if name == "job-deploy-4" else \
+        shutil.copytree(steps.outputs[name.split("-")[1]], f"{download_path}/named-outputs/{output_name}")
+    from modelfactory.errors import ModelfactoryError
+
+    with pytest.raises(ModelfactoryError, match="step job-deploy-4: its 'run' output holds no run folder"):
+        submit.download_all(client, "pipeline-job-3", say=said.append)
+    assert [line.split(":")[0] for line in said] == ["  explore", "  train", "  evaluate"]

@@ -304,3 +304,17 @@ def test_scoring_pipeline_scores_a_file_with_the_champion_and_sets_bad_rows_asid
     assert rejected[["row", "column"]].values.tolist() == [[7, "bmi"], [250, "age"]]
     assert (folder / "predictions.png").stat().st_size > 0
     assert 'href="score.html"' in (project / "runs" / m["run_id"] / "index.html").read_text()
+
+
+def test_endpoint_specs_from_the_runs_package_dry_run(full_run):
+    project, _ = full_run
+    done = cli(project, "endpoint", "deploy", "--model", "diabetes", "--env", "stage", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("diabetes-stage: specs valid in runs/")
+    folder = project / done.stdout.split("specs valid in ")[1].splitlines()[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["batch-deployment.yaml", "batch-endpoint.yaml", "blue.yaml",
+                                                        "endpoint.yaml", "green.yaml"]
+    shift = cli(project, "endpoint", "shift", "--model", "diabetes", "--env", "stage", "--to", "green=30", "--dry-run")
+    assert "would set traffic {'green': 30, 'blue': 70}" in shift.stdout
+    missing = cli(project, "endpoint", "shift", "--model", "diabetes", "--dry-run")
+    assert missing.returncode == 2 and "endpoint shift needs --to, e.g. --to green=25" in missing.stderr
