@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from modelfactory.errors import EXIT_INTERRUPTED, ModelfactoryError
 
@@ -131,7 +132,7 @@ def _cmd_run(args, argv) -> int:
     from modelfactory.params import list_models
     from modelfactory.runner import RunRequest, run_pipeline
 
-    models = args.model or ([_model_in(args.params_file)] if args.params_file else list_models())
+    models = _models(args, list_models)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
     requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
@@ -140,16 +141,21 @@ def _cmd_run(args, argv) -> int:
     return code
 
 
-def _model_in(params_file: str) -> str:
-    """The model a resolved params file (a run's params.yaml) is for."""
+def _models(args, list_models) -> list[str]:
+    """--model as given; else the model a --params-file is for; else every model under params/models/."""
+    if args.model:
+        return args.model
+    if not args.params_file:
+        return list_models()
     import yaml
 
     from modelfactory.errors import ParamsError
 
     try:
-        return yaml.safe_load(open(params_file))["model"]["name"]
+        return [yaml.safe_load(Path(args.params_file).read_text())["model"]["name"]]
     except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
-        raise ParamsError(f"--params-file {params_file}: not a run's params.yaml ({type(exc).__name__}: {exc})") from None
+        raise ParamsError(f"--params-file {args.params_file}: not a run's params.yaml "
+                          f"({type(exc).__name__}: {exc})") from None
 
 
 def _key_value(item: str, flag: str) -> tuple[str, str]:
@@ -191,7 +197,6 @@ def _cmd_report(args, argv) -> int:
         raise RunNotFoundError(f"no run '{args.run_id}' in {paths.relative_to_root(paths.runs_dir())} (see: modelfactory runs)")
     if len(chosen) > 1:
         raise RunNotFoundError(f"'{args.run_id}' matches {len(chosen)} runs; give more of the id")
-    from pathlib import Path
 
     index = Path(chosen[0]["_dir"]) / "index.html"
     print(index)
@@ -252,7 +257,6 @@ def _cmd_serve(args, argv) -> int:
 
 
 def _cmd_score(args, argv) -> int:
-    from pathlib import Path
 
     from modelfactory.batch import score_file
     from modelfactory.params import resolve
@@ -285,7 +289,7 @@ def _cmd_submit(args, argv) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     prepared = []
-    for model in args.model or list_models():  # build and check every model before sending any
+    for model in _models(args, list_models):  # build and check every model before sending any
         params = resolve(model, args.env, args.overrides, args.params_file)
         run_id = new_run_id(params["model"]["name"])
         submission = build.prepare(pipeline, params, run_id)
@@ -365,7 +369,6 @@ def _cmd_endpoint(args, argv) -> int:
 
 def _package_run(model: str, from_run: str | None):
     """The run folder whose deploy stage wrote the package to deploy (given, or the newest)."""
-    from pathlib import Path
 
     from modelfactory.errors import RunNotFoundError
     from modelfactory.manifest import list_runs

@@ -47,3 +47,20 @@ def test_unknown_pipeline_lists_what_exists(tmp_path):
     root = copy_project(tmp_path / "p")
     with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/retrain.yaml \(pipelines/ has scoring, training\)"):
         load_pipeline("retrain", root)
+
+
+def test_a_params_file_runs_its_own_model_only(tmp_path):
+    from argparse import Namespace
+
+    from modelfactory.cli import _models
+    from modelfactory.errors import ParamsError
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("model:\n  name: diabetes\n")
+    every = lambda: ["breast_cancer", "diabetes"]  # noqa: E731
+    assert _models(Namespace(model=None, params_file=str(params_file)), every) == ["diabetes"]
+    assert _models(Namespace(model=["breast_cancer"], params_file=str(params_file)), every) == ["breast_cancer"]
+    assert _models(Namespace(model=None, params_file=None), every) == ["breast_cancer", "diabetes"]
+    params_file.write_text("- not a mapping\n")
+    with pytest.raises(ParamsError, match=r"--params-file .*params.yaml: not a run's params.yaml \(TypeError"):
+        _models(Namespace(model=None, params_file=str(params_file)), every)
