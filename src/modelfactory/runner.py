@@ -222,6 +222,10 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
                 _check_outputs(run, pipeline.stage(name))
             except StageFailedError as exc:
                 error, status = exc, "failed"
+                if isinstance(exc, CellTimeoutError):
+                    # nbclient does not interrupt a timed-out cell: it is still running in that
+                    # kernel, and anything sent there next (closing the MLflow runs) would wait for it.
+                    pool.release()
             except PipelineError as exc:
                 error, status = StageFailedError(str(exc)), "failed"
             except KeyboardInterrupt:

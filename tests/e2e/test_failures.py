@@ -69,9 +69,12 @@ def test_killed_kernel_is_reported_as_such(project):
 
 
 def test_cell_timeout_is_reported_with_the_limit(project):
-    insert_cell(project, "explore", "import time\ntime.sleep(60)")
+    # The cell would run for 10 minutes. The runner must not wait for it after the timeout (the
+    # timed-out cell keeps running in its kernel, so that kernel is discarded): the command has
+    # 100 s, under the 120 s that a wait on that kernel would take before giving up.
+    insert_cell(project, "explore", "import time\ntime.sleep(600)")
     done = cli(project, "run", "--model", "diabetes", "--stages", "explore",
-               "--set", "runner.cell_timeout_seconds=3")
+               "--set", "runner.cell_timeout_seconds=3", timeout=100)
     assert done.returncode == 4, done.stdout + done.stderr
     assert "  error:    cell ran longer than runner.cell_timeout_seconds=3" in done.stdout
     assert runs_of(project)[-1]["stages"]["explore"]["error"]["ename"] == "CellTimeoutError"
