@@ -381,7 +381,17 @@ def _package_run(model: str, from_run: str | None):
                            f"modelfactory run --model {model}")
 
 
-COMMANDS = {"submit": _cmd_submit, "jobs": _cmd_jobs, "endpoint": _cmd_endpoint, "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+def _azure(command):
+    """An Azure command whose azure-core errors end in one line (imported only when it runs)."""
+    def run(args, argv) -> int:
+        from modelfactory.azureml.workspace import azure_call_errors
+
+        with azure_call_errors():
+            return command(args, argv)
+    return run
+
+
+COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks}
 
 

@@ -98,3 +98,25 @@ def test_credential_plan_names_only_variables(environ, plan):
     said = workspace.credential_plan(environ)
     assert said.startswith(plan)
     assert not [value for value in environ.values() if value in said]
+
+
+def test_an_unknown_job_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from types import SimpleNamespace
+    from unittest.mock import create_autospec
+
+    from azure.ai.ml.operations import JobOperations
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from conftest import ROOT
+    from modelfactory import cli
+
+    jobs = create_autospec(JobOperations, instance=True)
+    missing = ResourceNotFoundError("(UserError) Job nope-123 was not found\nCode: UserError")
+    missing.status_code = 404
+    jobs.get.side_effect = missing
+    monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(ROOT))
+    monkeypatch.setattr(workspace, "connect", lambda *args, **kwargs: SimpleNamespace(jobs=jobs))
+    assert cli.main(["jobs", "show", "nope-123"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: Azure ML: ResourceNotFoundError (HTTP 404): (UserError) Job nope-123 was not found "
+                   "Code: UserError\n")

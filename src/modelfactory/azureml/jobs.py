@@ -14,6 +14,8 @@ name. Built from azure-ai-ml objects and written as YAML for a dry run; nothing 
 
 from __future__ import annotations
 
+import copy
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,8 +43,6 @@ class Submission:
 def job_params(params: Mapping) -> dict:
     """The params a job runs with: the resolved ones, except that tracking goes to the job's own
     workspace (``tracking.uri`` empty: MLflow takes MLFLOW_TRACKING_URI, which Azure ML sets)."""
-    import copy
-
     submitted = copy.deepcopy(dict(params))
     submitted["tracking"]["uri"] = ""
     return submitted
@@ -57,7 +57,8 @@ def stage_snapshot(root: Path, target: Path, params: Mapping) -> list[str]:
     if target.exists():
         shutil.rmtree(target)
     copied = []
-    for folder, dirs, files in _walk(root):
+    for walked, dirs, files in os.walk(root):
+        folder = Path(walked)
         # A pattern like "runs/" matches what is inside the folder, not the bare name: ask about a
         # file inside, so ignored trees (.venv, runs) are never walked.
         # Never copy the snapshot into itself, whatever .amlignore says about runs/.
@@ -74,14 +75,6 @@ def stage_snapshot(root: Path, target: Path, params: Mapping) -> list[str]:
     params_mod.dump(params, target / SNAPSHOT_PARAMS)
     copied.append(SNAPSHOT_PARAMS)
     return sorted(copied)
-
-
-def _walk(root: Path):
-    import os
-
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        yield Path(folder), dirs, sorted(files)
 
 
 def build_environment(azure_params: Mapping, root: Path):

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,29 @@ class WorkspaceError(ModelfactoryError):
     """The workspace could not be reached; the message lists every way that was tried."""
 
     exit_code = 2
+
+
+class AzureCallError(ModelfactoryError):
+    """Azure ML refused or failed a call (an unknown job name, a missing compute, a network error)."""
+
+    exit_code = 1
+
+
+@contextmanager
+def azure_call_errors() -> Iterator[None]:
+    """Turn an azure-core error into one line naming what Azure said; exit 2 when it is the caller's
+    mistake (HTTP 4xx: an unknown job, endpoint or compute), else 1."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        yield
+    except AzureError as exc:
+        status = getattr(exc, "status_code", None)
+        said = " ".join(str(getattr(exc, "message", None) or exc).split()) or type(exc).__name__
+        error = AzureCallError(f"Azure ML: {type(exc).__name__}{f' (HTTP {status})' if status else ''}: {said}")
+        if status is not None and 400 <= status < 500:
+            error.exit_code = 2
+        raise error from None
 
 
 @dataclass(frozen=True)
