@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Mapping
-from importlib import metadata
 import os
 import shutil
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np

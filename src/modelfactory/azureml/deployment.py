@@ -20,7 +20,6 @@ from modelfactory.errors import ModelfactoryError
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
-DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 
 
 class DeploymentSpecError(ModelfactoryError):

@@ -15,17 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelfactory import paths
+from modelfactory.azureml.jobs import OUTPUT
 from modelfactory.errors import ModelfactoryError
 
-FINISHED = {"Completed", "Failed", "Canceled", "NotResponding"}
 FAILED = {"Failed", "Canceled", "NotResponding"}
-OUTPUT = "run"
-
-
-class JobFailedError(ModelfactoryError):
-    """The Azure ML job did not complete; the message says which step and how to rerun it locally."""
-
-    exit_code = 1
+FINISHED = FAILED | {"Completed"}
 
 
 def submit(client, job, say: Callable[[str], None] = print):
