@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelfactory import tracking
 from modelfactory.errors import DataValidationError, ModelfactoryError
 
 NUMERIC = {"double", "float", "long", "integer"}
@@ -79,7 +80,6 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
     ``prediction``. Bad rows go to ``<output>.rejected.csv`` when ``on_bad_rows`` is ``skip``.
     An existing output is an error unless ``replace`` (a notebook rerun by hand in its scratch folder).
     """
-    import mlflow.pyfunc
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
@@ -92,7 +92,7 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
         rejected_path.unlink(missing_ok=True)
     if output_path.exists():
         raise ModelfactoryError(f"--output {output_path}: already exists; choose a new name (nothing is overwritten)")
-    model = mlflow.pyfunc.load_model(str(model_dir))
+    model = tracking.load_model(model_dir, "pyfunc")
     columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
     chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
     partial = output_path.with_name(f".{output_path.name}.partial")

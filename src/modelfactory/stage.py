@@ -118,10 +118,9 @@ class Stage:
         return dict(decision)
 
     def load_model(self, stage: str = "train"):
-        """Load the model an earlier stage saved, as the scikit-learn object."""
-        import mlflow.sklearn
-
-        return mlflow.sklearn.load_model(str(self.input(stage, "model")))
+        """Load the model an earlier stage saved, as the scikit-learn object (trusting only the
+        skops types recorded with it)."""
+        return tracking.load_model(self.input(stage, "model"))
 
 
 def open_stage(name: str, params: Mapping, run_dir: str | Path | None = None) -> Stage:

@@ -15,8 +15,10 @@ from importlib import metadata
 from pathlib import Path
 
 from modelfactory import paths
+from modelfactory.errors import ModelfactoryError
 
 RUN_FILE = "tracking.json"
+TRUSTED_TYPES_TAG = "model.skops_trusted_types"
 
 
 def tracking_uri(params: Mapping) -> str:
@@ -97,6 +99,12 @@ def log_stage_params(values: Mapping) -> None:
 def log_model(model, example, requirements: Sequence[str]) -> str:
     """Log a fitted scikit-learn model to the active run, with an explicit environment.
 
+    The model is saved in skops' safe format, trusting exactly the types this model needs beyond
+    skops' defaults (``skops_trusted_types``). MLflow writes that list into the model's MLmodel file
+    and hands it to skops on every load (``mlflow.sklearn`` and ``mlflow.pyfunc``, so the evaluate
+    stage, the package's score.py and ``modelfactory score`` alike); the list is also a tag on the
+    run. A model file swapped in from elsewhere that holds any other type is refused at load.
+
     The requirements are pinned to the installed versions: MLflow's own inference costs seconds
     and lists packages the model does not need.
     """
@@ -104,10 +112,46 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example))  # cheap: column names and types
+    trusted = skops_trusted_types(model)
     info = mlflow.sklearn.log_model(
-        model, name="model", signature=signature, pip_requirements=pin_requirements(requirements)
+        model, name="model", signature=signature, pip_requirements=pin_requirements(requirements),
+        skops_trusted_types=trusted,
     )
+    mlflow.set_tag(TRUSTED_TYPES_TAG, ", ".join(trusted) or "none")
     return info.model_uri
+
+
+def skops_trusted_types(model) -> list[str]:
+    """The types a model's skops file holds that skops does not trust by default, sorted.
+
+    For the tree families this is e.g. ``sklearn.tree._tree.Tree`` or HistGradientBoosting's
+    ``TreePredictor``; for linear models it is empty. Computed from this model's own serialisation,
+    so it is exactly what this training produced, never a blanket allow-list.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def load_model(location: str | Path, flavour: str = "sklearn"):
+    """Load a logged model: the scikit-learn object (``sklearn``) or MLflow's wrapper (``pyfunc``).
+
+    MLflow hands skops the types recorded with the model (see ``log_model``); a model file that
+    holds any other type is refused with one line naming it, never loaded.
+    """
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    loader = mlflow.pyfunc.load_model if flavour == "pyfunc" else mlflow.sklearn.load_model
+    try:
+        return loader(str(location))
+    except UntrustedTypesFoundException as exc:
+        raise ModelfactoryError(
+            f"model {paths.relative_to_root(location) if isinstance(location, Path) else location}: refused to "
+            f"load it: {str(exc).splitlines()[0].rstrip('.')}, which its MLmodel does not list in "
+            "skops_trusted_types (the model file does not come from this model's training)"
+        ) from None
 
 
 def pin_requirements(names: Sequence[str]) -> list[str]:

@@ -180,8 +180,14 @@ def init():
     """Load the model and its input signature once, when the server starts."""
     global model, columns, max_rows, scored
     import mlflow.pyfunc
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    model = mlflow.pyfunc.load_model(str(_find_model_dir(Path(os.environ["AZUREML_MODEL_DIR"]))))
+    model_dir = _find_model_dir(Path(os.environ["AZUREML_MODEL_DIR"]))
+    try:  # skops trusts only the types listed in the model's MLmodel, recorded when it was trained
+        model = mlflow.pyfunc.load_model(str(model_dir))
+    except UntrustedTypesFoundException as exc:
+        raise RuntimeError(f"refused to load the model in {model_dir}: {str(exc).splitlines()[0].rstrip('.')}, "
+                           "which its MLmodel does not list in skops_trusted_types") from None
     schema = model.metadata.get_input_schema()
     columns = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
     settings_file = Path(__file__).with_name("serving.json")
