@@ -29,6 +29,7 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
     """Materialise the raw dataset named in ``params['data']``, target column last."""
     frame = SOURCES[data_params["source"]](data_params["dataset"])
     target = data_params["target"]
+    require_unique_columns(frame, f"dataset '{data_params['dataset']}'")
     if target not in frame.columns:
         raise DataValidationError(
             f"data.target: column '{target}' is not in dataset '{data_params['dataset']}' "
@@ -37,22 +38,83 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c != target] + [target]]
 
 
-def check_data(frame: pd.DataFrame, data_params: Mapping) -> pd.DataFrame:
-    """Run the checks of ``params['data']['checks']``; one row per check, with ``passed``."""
+def require_unique_columns(frame: pd.DataFrame, where: str) -> None:
+    """Raise DataValidationError for a column name that appears twice.
+
+    pandas renames a repeated CSV header ``bmi`` to ``bmi.1``; a ``<name>.<n>`` beside ``<name>`` is
+    taken as such a copy, since training on it would quietly use one column twice.
+    """
+    names = [str(c) for c in frame.columns]
+    seen = set(names)
+    for name in names:
+        if names.count(name) > 1:
+            raise DataValidationError(f"{where}: column '{name}' appears {names.count(name)} times; "
+                                      "rename or drop the copies")
+        base, dot, number = name.rpartition(".")
+        if dot and number.isdigit() and base in seen:
+            raise DataValidationError(f"{where}: column '{base}' appears twice (the copy was renamed '{name}' "
+                                      "when it was read); rename or drop the copy")
+
+
+def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
+    """Whether a target column suits the task: ``(observed, expected, fits)``.
+
+    Classification here is binary (the metrics take the positive class's probability), so a
+    classification target needs exactly two classes; a regression target needs numbers that vary
+    and are more than two values (two values is a classification target).
+    """
+    present = values.dropna()
+    distinct = present.unique()
+    if task == "classification":
+        expected = "2 classes"
+        if len(distinct) == 2:
+            return "2 classes", expected, True
+        if len(distinct) == 1:
+            return f"1 class ({distinct[0]}) in every row", expected, False
+        if not len(distinct):
+            return "no values", expected, False
+        return f"{len(distinct)} distinct values (a regression target? then model.task: regression)", expected, False
+    expected = "numbers with more than 2 distinct values"
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return f"non-numeric values (dtype {values.dtype})", expected, False
+    if not len(distinct):
+        return "no values", expected, False
+    if len(distinct) == 1:
+        return f"the constant {distinct[0]:g} in every row: nothing to learn", expected, False
+    if len(distinct) == 2:
+        low, high = sorted(distinct)
+        return (f"2 distinct values ({low:g}, {high:g}): a classification target? then model.task: "
+                "classification"), expected, False
+    return f"{len(distinct)} distinct values", expected, True
+
+
+def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataFrame:
+    """Run the checks of ``params['data']['checks']`` and that the target suits ``task``.
+
+    One row per check, with the params key it comes from and ``passed``. Safe on any table (empty,
+    text columns, a missing target), so it runs before anything summarises the data.
+    """
+    import numpy as np
+
     checks = data_params["checks"]
     target = data_params["target"]
-    missing_share = float(frame.isna().mean().max()) if len(frame.columns) else 0.0
+    missing_share = float(frame.isna().mean().max()) if len(frame) and len(frame.columns) else 0.0
     absent = [c for c in [*checks["required_columns"], target] if c not in frame.columns]
-    numeric = frame.drop(columns=[target], errors="ignore").select_dtypes("number").shape[1]
+    numbers = frame.select_dtypes("number")
+    numeric = numbers.drop(columns=[target], errors="ignore").shape[1]
+    infinite = [str(c) for c in numbers.columns if np.isinf(numbers[c].to_numpy(dtype="float64", na_value=np.nan)).any()]
+    fit = target_fit(frame[target], task) if target in frame else ("absent", "present", False)
     rows = [
-        ("rows", "min_rows", len(frame), f">= {checks['min_rows']}", len(frame) >= checks["min_rows"]),
-        ("required columns present", "required_columns", len(absent) and ", ".join(absent) or "all",
+        ("rows", "data.checks.min_rows", len(frame), f">= {checks['min_rows']}", len(frame) >= checks["min_rows"]),
+        ("required columns present", "data.checks.required_columns", len(absent) and ", ".join(absent) or "all",
          "all", not absent),
-        ("largest missing share", "max_missing_fraction", round(missing_share, 4),
+        ("largest missing share", "data.checks.max_missing_fraction", round(missing_share, 4),
          f"<= {checks['max_missing_fraction']}", missing_share <= checks["max_missing_fraction"]),
-        ("target has no missing values", "target", int(frame[target].isna().sum()) if target in frame else "absent",
+        ("target has no missing values", "data.target", int(frame[target].isna().sum()) if target in frame else "absent",
          "0", target in frame and not frame[target].isna().any()),
-        ("all features numeric", "-", f"{numeric} of {frame.shape[1] - 1}", "all",
+        ("no infinite values", "-", ", ".join(infinite) or "none", "none", not infinite),
+        (f"target '{target}' suits model.task {task}", "model.task", fit[0], fit[1], fit[2]),
+        ("all features numeric", "-", f"{numeric} of {frame.shape[1] - (target in frame)}", "all",
          numeric == frame.shape[1] - (target in frame)),
     ]
     return pd.DataFrame(rows, columns=["check", "param", "observed", "expected", "passed"])
@@ -63,7 +125,7 @@ def require_checks_passed(checks: pd.DataFrame) -> None:
     failed = checks[~checks["passed"].astype(bool)]
     if len(failed):
         detail = "; ".join(
-            f"{r.check}: observed {r.observed}, expected {r.expected} (data.checks.{r.param})"
+            f"{r.check}: observed {r.observed}, expected {r.expected}" + (f" ({r.param})" if r.param != "-" else "")
             for r in failed.itertuples()
         )
         raise DataValidationError(f"{len(failed)} data check(s) failed: {detail}")

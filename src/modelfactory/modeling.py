@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from modelfactory.errors import ParamsError
+from modelfactory.errors import DataValidationError, ParamsError
 
 RESERVED_KEYS = ("estimator", "scale_features")
 
@@ -99,7 +99,21 @@ def features(frame: pd.DataFrame, target: str) -> pd.DataFrame:
 
 
 def fit_model(estimator, train: pd.DataFrame, target: str):
-    """Fit the estimator on the training rows and return it."""
+    """Fit the estimator on the training rows and return it.
+
+    A target that does not suit the estimator (one class, a constant, a classifier on a regression
+    target or the reverse) is refused in one line first; the explore stage's data checks say the
+    same, this catches it when train runs on inputs checked under other params.
+    """
+    from sklearn.base import is_classifier
+
+    from modelfactory.data import target_fit
+
+    task = "classification" if is_classifier(estimator) else "regression"
+    observed, expected, fits = target_fit(train[target], task)
+    if not fits:
+        raise DataValidationError(f"data.target: column '{target}' does not suit a {task} model: observed "
+                                  f"{observed}, expected {expected}")
     return estimator.fit(features(train, target), train[target])
 
 
@@ -124,7 +138,23 @@ def higher_is_better(metric: str) -> bool:
 
 
 def check_estimators(params: Mapping) -> None:
-    """Build (without fitting) every estimator the params name, to catch a bad class or hyperparameter."""
-    build_estimator(params["train"], params["seed"], key="train")
-    build_estimator(params["evaluate"]["baseline"], params["seed"], key="evaluate.baseline")
-    check_metric_names(params["evaluate"]["metrics"], params["model"]["task"])
+    """Build (without fitting) every estimator the params name, to catch a bad class or hyperparameter,
+    or a classifier where ``model.task`` is regression (or the reverse)."""
+    task = params["model"]["task"]
+    for key, spec in (("train", params["train"]), ("evaluate.baseline", params["evaluate"]["baseline"])):
+        check_estimator_task(build_estimator(spec, params["seed"], key=key), task, f"{key}.estimator")
+    check_metric_names(params["evaluate"]["metrics"], task)
+
+
+def check_estimator_task(estimator, task: str, key: str = "train.estimator") -> None:
+    """Raise ParamsError when the estimator is not a classifier (regressor) for a classification
+    (regression) task."""
+    from sklearn.base import is_classifier, is_regressor
+
+    fits = is_classifier(estimator) if task == "classification" else is_regressor(estimator)
+    if not fits:
+        kind = ("a classifier" if is_classifier(estimator) else "a regressor" if is_regressor(estimator)
+                else "neither a classifier nor a regressor")
+        name = type(estimator[-1] if hasattr(estimator, "steps") else estimator).__name__
+        want = "a classifier" if task == "classification" else "a regressor"
+        raise ParamsError(f"{key}: {name} is {kind}, but model.task is {task}, which needs {want}")

@@ -23,7 +23,7 @@ def params(request):
 def test_load_check_split_are_deterministic(params):
     raw = data.load_dataset(params["data"])
     assert raw.columns[-1] == "target" and not raw.isna().any().any()
-    checks = data.check_data(raw, params["data"])
+    checks = data.check_data(raw, params["data"], params["model"]["task"])
     assert checks["passed"].all(), checks
     a_train, a_hold = data.split_data(raw, params["data"], params["seed"])
     b_train, b_hold = data.split_data(raw, params["data"], params["seed"])
@@ -36,10 +36,11 @@ def test_load_check_split_are_deterministic(params):
 def test_failed_checks_are_listed_with_their_params():
     raw = pd.DataFrame({"a": [1.0, None, 3.0], "target": [0, 1, 0]})
     spec = {"target": "target", "checks": {"min_rows": 5, "max_missing_fraction": 0.0, "required_columns": ["a", "b"]}}
-    checks = data.check_data(raw, spec)
+    checks = data.check_data(raw, spec, "classification")
     assert checks.set_index("check")["passed"].to_dict() == {
         "rows": False, "required columns present": False, "largest missing share": False,
-        "target has no missing values": True, "all features numeric": True}
+        "target has no missing values": True, "no infinite values": True,
+        "target 'target' suits model.task classification": True, "all features numeric": True}
     with pytest.raises(DataValidationError) as info:
         data.require_checks_passed(checks)
     assert str(info.value) == (
@@ -111,3 +112,120 @@ def test_candidate_beats_dummy_baseline_on_both_demo_models(params):
 def test_rmse_matches_definition():
     fn = modeling.METRICS["rmse"][1]
     assert fn(np.array([0.0, 0.0]), np.array([3.0, 4.0]), None) == pytest.approx(np.sqrt(12.5))
+
+
+def _frame(target, rows=120):
+    """Two numeric features and the given target values, repeated to ``rows`` rows."""
+    values = (list(target) * rows)[:rows]
+    return pd.DataFrame({"a": np.arange(rows, dtype=float), "b": np.arange(rows, dtype=float) % 7, "target": values})
+
+
+SPEC = {"target": "target", "checks": {"min_rows": 10, "max_missing_fraction": 0.0, "required_columns": []}}
+MISFITS = [
+    # (task, estimator, target values, the data check's words, fit_model's words)
+    ("classification", "sklearn.linear_model.LogisticRegression", np.linspace(25.0, 346.0, 120),
+     "target 'target' suits model.task classification: observed 120 distinct values (a regression target? then "
+     "model.task: regression), expected 2 classes (model.task)",
+     "data.target: column 'target' does not suit a classification model: observed 120 distinct values"),
+    ("regression", "sklearn.linear_model.Ridge", [0, 1],
+     "target 'target' suits model.task regression: observed 2 distinct values (0, 1): a classification target? "
+     "then model.task: classification, expected numbers with more than 2 distinct values (model.task)",
+     "data.target: column 'target' does not suit a regression model: observed 2 distinct values (0, 1)"),
+    ("classification", "sklearn.linear_model.LogisticRegression", [1],
+     "target 'target' suits model.task classification: observed 1 class (1) in every row, expected 2 classes "
+     "(model.task)",
+     "data.target: column 'target' does not suit a classification model: observed 1 class (1) in every row"),
+    ("regression", "sklearn.linear_model.Ridge", [5.0],
+     "target 'target' suits model.task regression: observed the constant 5 in every row: nothing to learn, "
+     "expected numbers with more than 2 distinct values (model.task)",
+     "data.target: column 'target' does not suit a regression model: observed the constant 5 in every row"),
+]
+
+
+@pytest.mark.parametrize("task,estimator,target,check_message,fit_message", MISFITS,
+                         ids=["classifier-on-regression-target", "regressor-on-classes", "one-class", "constant"])
+def test_a_target_that_does_not_suit_the_task_is_refused_before_training(task, estimator, target, check_message,
+                                                                          fit_message):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    frame = _frame(target)
+    with pytest.raises(DataValidationError) as info:
+        data.require_checks_passed(data.check_data(frame, SPEC, task))
+    assert str(info.value) == f"1 data check(s) failed: {check_message}"
+    pipe = modeling.build_estimator({"estimator": estimator, "scale_features": False}, seed=0)
+    with pytest.raises(DataValidationError) as info:
+        modeling.fit_model(pipe, frame, "target")
+    assert str(info.value).startswith(fit_message)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(pipe)
+
+
+@pytest.mark.parametrize("task,key,estimator,message", [
+    ("regression", "train", "sklearn.linear_model.LogisticRegression",
+     "train.estimator: LogisticRegression is a classifier, but model.task is regression, which needs a regressor"),
+    ("classification", "train", "sklearn.ensemble.RandomForestRegressor",
+     "train.estimator: RandomForestRegressor is a regressor, but model.task is classification, which needs a "
+     "classifier"),
+    ("classification", "baseline", "sklearn.cluster.KMeans",
+     "evaluate.baseline.estimator: KMeans is neither a classifier nor a regressor, but model.task is "
+     "classification, which needs a classifier"),
+])
+def test_an_estimator_of_the_wrong_kind_for_the_task_is_a_params_error(task, key, estimator, message):
+    params = resolve("breast_cancer" if task == "classification" else "diabetes", "dev")
+    section = params["train"] if key == "train" else params["evaluate"]["baseline"]
+    section.clear()
+    section.update({"estimator": estimator, "scale_features": False})
+    with pytest.raises(ParamsError) as info:
+        modeling.check_estimators(params)
+    assert str(info.value) == message
+
+
+def test_empty_table_and_text_target_fail_the_checks_in_one_line():
+    empty = _frame([1.0, 2.0, 3.0]).head(0)
+    with pytest.raises(DataValidationError) as info:
+        data.require_checks_passed(data.check_data(empty, SPEC, "regression"))
+    assert str(info.value) == (
+        "2 data check(s) failed: rows: observed 0, expected >= 10 (data.checks.min_rows); target 'target' suits "
+        "model.task regression: observed no values, expected numbers with more than 2 distinct values (model.task)")
+    text = _frame(["low", "mid", "high"])
+    with pytest.raises(DataValidationError) as info:
+        data.require_checks_passed(data.check_data(text, SPEC, "regression"))
+    assert str(info.value) == (
+        "1 data check(s) failed: target 'target' suits model.task regression: observed non-numeric values "
+        "(dtype object), expected numbers with more than 2 distinct values (model.task)")
+
+
+def test_an_infinite_value_fails_the_checks_naming_the_column():
+    frame = _frame(np.linspace(25.0, 346.0, 120))
+    frame.loc[3, "target"] = np.inf
+    with pytest.raises(DataValidationError) as info:
+        data.require_checks_passed(data.check_data(frame, SPEC, "regression"))
+    assert str(info.value) == "1 data check(s) failed: no infinite values: observed target, expected none"
+
+
+def test_explore_checks_the_data_before_it_summarises_or_draws_it():
+    """An empty table or a text target used to reach summarize_data first and die in KeyError: 'mean'."""
+    import json
+
+    cells = [("".join(c["source"])) for c in json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())["cells"]
+             if c["cell_type"] == "code"]
+    first = {name: next(i for i, code in enumerate(cells) if name in code)
+             for name in ("require_checks_passed", "summarize_data", "profile_data", "plot_target")}
+    assert first["require_checks_passed"] < min(first["summarize_data"], first["profile_data"], first["plot_target"])
+
+
+@pytest.mark.parametrize("header,message", [
+    ("age,bmi,bmi,target", "dataset 'dup': column 'bmi' appears twice (the copy was renamed 'bmi.1' when it was read); "
+                           "rename or drop the copy"),
+])
+def test_a_duplicated_header_is_refused_naming_the_column(tmp_path, monkeypatch, header, message):
+    (tmp_path / "dup.csv").write_text(header + "\n" + "\n".join(f"{i},{i % 5},{i % 3},{i * 2.5}" for i in range(50)))
+    monkeypatch.setitem(data.SOURCES, "csv", lambda name: pd.read_csv(tmp_path / f"{name}.csv"))
+    with pytest.raises(DataValidationError) as info:
+        data.load_dataset({"source": "csv", "dataset": "dup", "target": "target"})
+    assert str(info.value) == message
+    same_name = pd.DataFrame([[1, 2, 3]], columns=["bmi", "bmi", "target"])
+    monkeypatch.setitem(data.SOURCES, "frame", lambda name: same_name)
+    with pytest.raises(DataValidationError, match="dataset 'x': column 'bmi' appears 2 times; rename or drop"):
+        data.load_dataset({"source": "frame", "dataset": "x", "target": "target"})
