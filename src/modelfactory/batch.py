@@ -1,8 +1,9 @@
 """Batch scoring: a CSV or Parquet file through a model, in chunks, so files larger than memory stream.
 
-Rows are checked like the endpoint checks a request (every signature column present, numbers where
-numbers are expected, no missing values). ``batch.on_bad_rows`` chooses whether bad rows are set
-aside (written beside the output with their row numbers and the problem) or stop the job.
+Rows are checked like the endpoint checks a request (every signature column present, finite numbers
+where numbers are expected, no missing values). ``batch.on_bad_rows`` chooses whether bad rows are
+set aside (written beside the output with their row numbers and the problem) or stop the job. The
+output is written in the format its suffix names, .parquet or .csv.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from modelfactory import tracking
-from modelfactory.errors import DataValidationError, ModelfactoryError
+from modelfactory import data, tracking
+from modelfactory.errors import DataValidationError, InputFileError
 
 NUMERIC = {"double", "float", "long", "integer"}
+FORMATS = (".parquet", ".csv")  # what --input is read as and --output written as, by suffix
 
 
 def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
@@ -46,7 +49,7 @@ def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], in
             return guarded(iter(pd.read_csv(path, chunksize=chunk_rows))), None
     except unreadable as exc:
         raise DataValidationError(f"--input {path}: cannot be read as {suffix[1:]}: {exc}") from None
-    raise ModelfactoryError(f"--input {path}: expected a .csv or .parquet file")
+    raise InputFileError(f"--input {path}: expected a .csv or .parquet file")
 
 
 def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -65,6 +68,8 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
         if kind in NUMERIC:
             numeric = pd.to_numeric(values, errors="coerce")
             problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
+            infinite = np.isinf(numeric.to_numpy(dtype="float64", na_value=np.nan))
+            problems += [(r, name, f"not a finite number: {numeric[r]}") for r in values.index[infinite]]
             frame[name] = numeric
     bad = pd.DataFrame(problems, columns=["row", "column", "problem"]).sort_values("row", kind="stable")
     bad = bad.drop_duplicates("row").reset_index(drop=True)
@@ -74,32 +79,41 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
                progress: bool = True, replace: bool = False) -> dict:
-    """Score every row of ``input_path`` into ``output_path`` (Parquet); return a summary.
+    """Score every row of ``input_path`` into ``output_path`` (.parquet or .csv); return a summary.
 
     The output has the input's model columns, ``row`` (the 0-based row number in the input) and
     ``prediction``. Bad rows go to ``<output>.rejected.csv`` when ``on_bad_rows`` is ``skip``.
-    An existing output is an error unless ``replace`` (a notebook rerun by hand in its scratch folder).
+    An existing output is an error unless ``replace`` (a notebook rerun by hand in its scratch folder);
+    so is an output folder that does not exist (a mistyped path creates nothing) and an input with no rows.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     if not input_path.is_file():
-        raise ModelfactoryError(f"--input {input_path}: no such file")
+        raise InputFileError(f"--input {input_path}: no such file")
+    if output_path.suffix.lower() not in FORMATS:
+        raise InputFileError(f"--output {output_path}: expected a .parquet or .csv file name, got "
+                             f"'{output_path.suffix or 'no suffix'}'")
+    if not output_path.parent.is_dir():
+        raise InputFileError(f"--output {output_path}: folder {output_path.parent} does not exist; create it first")
     rejected_path = output_path.with_name(output_path.name + ".rejected.csv")
     if replace:
         output_path.unlink(missing_ok=True)
         rejected_path.unlink(missing_ok=True)
-    if output_path.exists():
-        raise ModelfactoryError(f"--output {output_path}: already exists; choose a new name (nothing is overwritten)")
+    for taken in (output_path, rejected_path):
+        if taken.exists():
+            raise InputFileError(f"--output {output_path}: {taken.name} already exists; choose a new name "
+                                 "(nothing is overwritten)")
     model = tracking.load_model(model_dir, "pyfunc")
     columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
     chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
     partial = output_path.with_name(f".{output_path.name}.partial")
-    writer, scored, rejected, first_row = None, 0, 0, 0
+    writer = _ChunkWriter(partial, parquet=output_path.suffix.lower() == ".parquet")
+    scored, rejected, first_row = 0, 0, 0
     bar = tqdm(total=total, unit="rows", desc=f"scoring {input_path.name}", disable=not progress)
     try:
         for chunk in chunks:
+            if not first_row:
+                data.require_unique_columns(chunk, f"--input {input_path}")
             good, bad = check_chunk(chunk, columns, first_row)
             if len(bad) and batch_params["on_bad_rows"] == "fail":
                 shown = "; ".join(f"row {r.row}, column '{r.column}': {r.problem}" for r in bad.head(5).itertuples())
@@ -110,25 +124,47 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
                 rejected += len(bad)
             out = good.assign(prediction=model.predict(good) if len(good) else [])
             out.insert(0, "row", out.index)
-            table = pa.Table.from_pandas(out, preserve_index=False)
-            writer = writer or pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table)
+            writer.write(out)
             scored += len(good)
             first_row += len(chunk)
             bar.update(len(chunk))
-    except BaseException:
-        if writer:
-            writer.close()
+        if not first_row:
+            raise DataValidationError(f"--input {input_path}: the file has no rows")
+    except BaseException:  # leave no half-written output, nor the rows set aside for it
+        writer.close()
         partial.unlink(missing_ok=True)
+        rejected_path.unlink(missing_ok=True)
         raise
     finally:
         bar.close()
-    if writer is None:
-        raise DataValidationError(f"--input {input_path}: the file has no rows")
     writer.close()
     partial.replace(output_path)
     return {"rows": first_row, "scored": scored, "rejected": rejected, "output": str(output_path),
             "rejected_file": str(rejected_path) if rejected else None}
+
+
+class _ChunkWriter:
+    """Appends scored chunks to one file, Parquet or CSV as the final name's suffix says."""
+
+    def __init__(self, path: Path, parquet: bool):
+        self.path, self.parquet, self.writer, self.started = path, parquet, None, False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self.writer = self.writer or pq.ParquetWriter(self.path, table.schema)
+            self.writer.write_table(table)
+        else:
+            frame.to_csv(self.path, mode="a" if self.started else "w", header=not self.started, index=False)
+        self.started = True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def input_file(batch_params: Mapping, data_params: Mapping, stage) -> Path:
@@ -140,7 +176,7 @@ def input_file(batch_params: Mapping, data_params: Mapping, stage) -> Path:
         path = Path(batch_params["input"])
         path = path if path.is_absolute() else paths.project_root() / path
         if not path.is_file():
-            raise ModelfactoryError(f"batch.input {batch_params['input']}: no such file (relative paths start "
+            raise InputFileError(f"batch.input {batch_params['input']}: no such file (relative paths start "
                                     "at the project root)")
         return path
     features = data.load_dataset(data_params).drop(columns=data_params["target"])

@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--alias", default="champion", help="the version holding this role (default: champion)")
     which.add_argument("--version", metavar="N")
     score.add_argument("--input", required=True, metavar="FILE", help="a .csv or .parquet file")
-    score.add_argument("--output", required=True, metavar="FILE", help="the .parquet file to write (must not exist)")
+    score.add_argument("--output", required=True, metavar="FILE",
+                       help="the .parquet or .csv file to write, by its suffix (must not exist; its folder must)")
 
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
     champion.add_argument("--model", required=True, metavar="M")

@@ -30,7 +30,18 @@ class PipelineError(ModelfactoryError):
 
 
 class DataValidationError(ModelfactoryError):
-    """The data broke a check declared in params (rows, columns, missing values)."""
+    """The data broke a check (rows, columns, missing or infinite values, the target's fit to the task).
+
+    In a stage this fails the cell (the run exits 1); from ``modelfactory score`` it is the user's
+    data, exit 2."""
+
+    exit_code = 2
+
+
+class InputFileError(ModelfactoryError):
+    """A file named by --input or --output is missing, of a kind we cannot read or write, or taken."""
+
+    exit_code = 2
 
 
 class StageFailedError(ModelfactoryError):

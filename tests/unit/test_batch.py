@@ -1,10 +1,11 @@
 """Batch scoring: chunked, checked like the endpoint, bad rows set aside or fatal, nothing overwritten."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from modelfactory.batch import score_file
-from modelfactory.errors import DataValidationError, ModelfactoryError
+from modelfactory.errors import DataValidationError, InputFileError, ModelfactoryError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,80 @@ def test_unreadable_input_is_one_line_not_a_traceback(model, tmp_path):
     assert message.startswith(f"--input {tmp_path / 'broken.parquet'}: cannot be read as parquet: ")
     assert "\n" not in message
     assert not (tmp_path / "out.parquet").exists()
+
+
+SKIP = {"chunk_rows": 8, "on_bad_rows": "skip"}
+
+
+def test_an_infinite_cell_is_set_aside_like_any_bad_row(model, tmp_path):
+    folder, x, fitted = model
+    frame = x.head(20).copy()
+    frame.loc[3, "bmi"], frame.loc[11, "s1"] = np.inf, -np.inf
+    frame.to_csv(tmp_path / "in.csv", index=False)  # written as inf / -inf, which pandas reads back as floats
+    summary = score_file(folder, tmp_path / "in.csv", tmp_path / "out.parquet", SKIP, progress=False)
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (20, 18, 2)
+    assert pd.read_csv(summary["rejected_file"]).to_dict(orient="records") == [
+        {"row": 3, "column": "bmi", "problem": "not a finite number: inf"},
+        {"row": 11, "column": "s1", "problem": "not a finite number: -inf"}]
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["prediction"].to_numpy() == pytest.approx(fitted.predict(x.head(20).drop(index=[3, 11])))
+
+
+def test_output_is_written_in_the_format_its_suffix_names(model, tmp_path):
+    folder, x, fitted = model
+    x.head(30).to_parquet(tmp_path / "in.parquet")
+    summary = score_file(folder, tmp_path / "in.parquet", tmp_path / "out.csv", SKIP, progress=False)
+    assert summary["scored"] == 30
+    out = pd.read_csv(tmp_path / "out.csv")  # a real CSV, header once, every chunk appended
+    assert list(out.columns) == ["row", *x.columns, "prediction"] and out["row"].tolist() == list(range(30))
+    assert out["prediction"].to_numpy() == pytest.approx(fitted.predict(x.head(30)))
+    with pytest.raises(InputFileError) as info:
+        score_file(folder, tmp_path / "in.parquet", tmp_path / "out.txt", SKIP, progress=False)
+    assert str(info.value) == f"--output {tmp_path / 'out.txt'}: expected a .parquet or .csv file name, got '.txt'"
+    assert info.value.exit_code == 2 and not (tmp_path / "out.txt").exists()
+
+
+def test_an_output_folder_that_does_not_exist_is_one_line(model, tmp_path):
+    folder, x, _ = model
+    x.head(5).to_parquet(tmp_path / "in.parquet")
+    target = tmp_path / "no" / "such" / "out.parquet"
+    with pytest.raises(InputFileError) as info:
+        score_file(folder, tmp_path / "in.parquet", target, SKIP, progress=False)
+    assert str(info.value) == f"--output {target}: folder {target.parent} does not exist; create it first"
+    assert info.value.exit_code == 2 and not (tmp_path / "no").exists()
+
+
+def test_a_header_only_file_and_a_missing_input_are_user_errors(model, tmp_path):
+    folder, x, _ = model
+    (tmp_path / "empty.csv").write_text(",".join(x.columns) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        score_file(folder, tmp_path / "empty.csv", tmp_path / "out.parquet", SKIP, progress=False)
+    assert str(info.value) == f"--input {tmp_path / 'empty.csv'}: the file has no rows"
+    assert info.value.exit_code == 2
+    assert not list(tmp_path.glob("*out*")) and not list(tmp_path.glob(".*partial"))
+    with pytest.raises(InputFileError) as info:
+        score_file(folder, tmp_path / "absent.csv", tmp_path / "out.parquet", SKIP, progress=False)
+    assert str(info.value) == f"--input {tmp_path / 'absent.csv'}: no such file" and info.value.exit_code == 2
+
+
+def test_a_duplicated_header_is_refused_not_scored_from_one_copy(model, tmp_path):
+    folder, x, _ = model
+    text = x.head(5).to_csv(index=False)
+    (tmp_path / "dup.csv").write_text(text.replace("s1", "bmi", 1))  # the header now names bmi twice
+    with pytest.raises(DataValidationError) as info:
+        score_file(folder, tmp_path / "dup.csv", tmp_path / "out.parquet", SKIP, progress=False)
+    assert str(info.value) == (f"--input {tmp_path / 'dup.csv'}: column 'bmi' appears twice (the copy was renamed "
+                               "'bmi.1' when it was read); rename or drop the copy")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_failed_job_leaves_neither_output_nor_rows_set_aside(model, tmp_path):
+    folder, x, _ = model
+    frame = x.head(20).astype(object)
+    frame.loc[2, "bmi"] = "heavy"  # set aside in the first chunk ...
+    lines = frame.to_csv(index=False).splitlines()
+    lines[16] += ",1.0"  # ... and a malformed line in the second stops the job
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match="cannot be read as csv"):
+        score_file(folder, tmp_path / "in.csv", tmp_path / "out.parquet", SKIP, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
