@@ -112,6 +112,8 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
     bar = tqdm(total=total, unit="rows", desc=f"scoring {input_path.name}", disable=not progress)
     try:
         for chunk in chunks:
+            if chunk.empty:  # a CSV with only a header reads as one empty chunk: "no rows", said below
+                continue
             if not first_row:
                 data.require_unique_columns(chunk, f"--input {input_path}")
             good, bad = check_chunk(chunk, columns, first_row)
