@@ -111,7 +111,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict:
             raise secrets.refusal("--set", key.strip() if sep else f"(argument {number})", label)
         if not sep or not key.strip():
             raise ParamsError(f"--set {item}: expected key.path=value, e.g. --set train.alpha=0.3")
-        value = load_yaml_text(raw, f"--set {key.strip()}") if raw.strip() else ""
+        value = load_yaml_text(raw, f"--set {key.strip()}", lines=False) if raw.strip() else ""
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -133,7 +133,7 @@ def dump(params: Mapping, path: Path) -> None:
     path.write_text(yaml.safe_dump(dict(params), sort_keys=False, default_flow_style=False))
 
 
-def load_yaml_text(text: str, shown: str) -> Any:
+def load_yaml_text(text: str, shown: str, lines: bool = True) -> Any:
     """Parse YAML safely, refusing aliases; ``shown`` (a file or flag) starts every error.
 
     Aliases (``*name``) are refused outright, before anything is built: a few lines of them
@@ -141,20 +141,20 @@ def load_yaml_text(text: str, shown: str) -> Any:
     never need them.
     """
     try:
-        _refuse_aliases(text, shown)
+        _refuse_aliases(text, shown, lines)
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "problem_mark", None) if lines else None
         raise ParamsError(f"{_where(shown, mark)}: YAML does not parse: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise ParamsError(f"{shown}: YAML nests too deeply") from None
 
 
-def _refuse_aliases(text: str, shown: str) -> None:
+def _refuse_aliases(text: str, shown: str, lines: bool = True) -> None:
     """Raise ParamsError at the first alias; parsing events builds nothing, so a bomb costs no memory."""
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
-            raise ParamsError(f"{_where(shown, event.start_mark)}: YAML aliases (*{event.anchor}) are not "
+            raise ParamsError(f"{_where(shown, event.start_mark if lines else None)}: YAML aliases (*{event.anchor}) are not "
                               "allowed in params; write the value out")
 
 
@@ -175,7 +175,7 @@ def read_yaml_file(path: Path, root: Path | None = None) -> Any:
 
 
 def _where(shown: str, mark) -> str:
-    return f"{shown}:{mark.line + 1}" if mark is not None and not shown.startswith("--") else shown
+    return f"{shown}:{mark.line + 1}" if mark is not None else shown
 
 
 def _read_yaml(path: Path, root: Path) -> dict:
@@ -260,7 +260,7 @@ def _expand(node: Any, origin: Mapping[str, str], dotted: str = "") -> Any:
     whole = _REF.fullmatch(node.strip())
     if whole:  # a value that is one reference keeps its YAML type: ${TIMEOUT:-600} is an int
         try:
-            _refuse_aliases(expanded, f"{source_of(dotted, origin)}: {dotted}: ${{{whole.group(1)}}}")
+            _refuse_aliases(expanded, f"{source_of(dotted, origin)}: {dotted}: ${{{whole.group(1)}}}", lines=False)
             return yaml.load(expanded, Loader=_Loader) if expanded.strip() else None
         except yaml.YAMLError:
             return expanded
@@ -277,7 +277,7 @@ def _check_finite(node: Any, origin: Mapping[str, str], dotted: str = "") -> Non
         for i, v in enumerate(node):
             _check_finite(v, origin, f"{dotted}[{i}]")
     elif isinstance(node, float) and not math.isfinite(node):
-        raise ParamsError(f"{source_of(dotted, origin)}: {dotted}: {node!r} is not allowed; "
+        raise ParamsError(f"{source_of(dotted, origin)}: {dotted}: {node!r} is not a finite number; "
                           "params take finite numbers only")
 
 
