@@ -166,7 +166,7 @@ def _models(args, list_models) -> list[str]:
     try:
         return [data["model"]["name"]]
     except (TypeError, KeyError):
-        raise ParamsError(f"{args.params_file}: not a run's params.yaml (no model.name)") from None
+        raise ParamsError(f"--params-file {args.params_file}: not a run's params.yaml (it has no model.name)") from None
 
 
 def _key_value(item: str, flag: str) -> tuple[str, str]:
