@@ -108,7 +108,8 @@ def parse_overrides(overrides: Iterable[str]) -> dict:
         # Checked before anything below echoes the argument back.
         label = secrets.looks_like_secret(item)
         if label:
-            raise secrets.refusal("--set", key.strip() if sep else f"(argument {number})", label)
+            named = sep and not secrets.looks_like_secret(key)  # the key path itself may be the secret
+            raise secrets.refusal("--set", key.strip() if named else f"(argument {number})", label)
         if not sep or not key.strip():
             raise ParamsError(f"--set {item}: expected key.path=value, e.g. --set train.alpha=0.3")
         value = load_yaml_text(raw, f"--set {key.strip()}", lines=False) if raw.strip() else ""

@@ -175,9 +175,11 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
     import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
     from modelfactory import report  # noqa: F401
 
-    for run in planned:
+    for number, run in enumerate(planned):
         code = _execute_run(run, pipeline, pool, root, say, progress)
         if code:
+            for later in planned[number + 1:]:  # no folder says "running" for a run that never will
+                _finish_manifest(later, "not started")
             return code
     return 0
 
@@ -458,13 +460,17 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
                 _finish_manifest(run, "interrupted")
         raise
     except Exception as exc:  # a user error after the folders exist (runner.preload), or a bug
+        message = str(exc) if isinstance(exc, ModelfactoryError) else f"{type(exc).__name__}: {exc}"
         for run in planned:
             if run.manifest["status"] == "running":
+                started = any(r["status"] == "running" for r in run.manifest["stages"].values())
                 for record in run.manifest["stages"].values():
                     if record["status"] in ("pending", "running"):
                         record["status"] = "failed" if record["status"] == "running" else "skipped"
-                message = str(exc) if isinstance(exc, ModelfactoryError) else f"{type(exc).__name__}: {exc}"
-                _finish_manifest(run, "failed", message)
+                if started:
+                    _finish_manifest(run, "failed", message)
+                else:
+                    _finish_manifest(run, "not started")
         raise
     finally:
         pool.close()

@@ -105,6 +105,17 @@ def test_a_user_error_after_the_run_folder_exists_is_recorded_in_the_manifest(pr
     assert run["stages"]["explore"]["status"] == "failed"
 
 
+def test_a_run_kept_from_starting_by_an_earlier_failure_says_so(project):
+    done = cli(project, "run", "--model", "diabetes", "--model", "breast_cancer", "--stages", "explore",
+               "--set", "data.checks.min_rows=100000")
+    assert done.returncode == 1, done.stdout + done.stderr
+    by_model = {m["model"]: m for m in runs_of(project)}
+    assert by_model["diabetes"]["status"] == "failed" and by_model["diabetes"]["error"].startswith(
+        "stage explore: DataValidationError: 1 data check(s) failed")
+    assert by_model["breast_cancer"]["status"] == "not started"  # not "running" forever
+    assert by_model["breast_cancer"]["stages"]["explore"]["status"] == "pending"
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):
     insert_cell(project, "train", "import time\ntime.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-m", "modelfactory", "run", "--model", "diabetes"],

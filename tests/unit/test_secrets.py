@@ -136,6 +136,14 @@ def test_the_bank_is_refused_by_the_params_command_too(proj, capsys):
         assert out == "" and value not in err and err.startswith(f"error: --set: model.{key}: looks like"), name
 
 
+@pytest.mark.parametrize("item", ["model.description=[{value}", "{value}", "model.{value}=1"])
+def test_a_malformed_set_never_echoes_a_credential(proj, capsys, item):
+    value = BANK["slack_bot_token"][1]
+    assert cli.main(["params", "--model", "diabetes", "--set", item.format(value=value)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set: ") and "looks like a credential" in err and value not in err
+
+
 def test_no_params_file_in_the_repo_holds_a_secret():
     files = sorted((ROOT / "params").rglob("*.yaml"))
     assert len(files) >= 6
