@@ -160,9 +160,9 @@ def _models(args, list_models) -> list[str]:
     if not args.params_file:
         return list_models()
     from modelfactory.errors import ParamsError
-    from modelfactory.params import read_yaml_file
+    from modelfactory.yamlfile import read_yaml
 
-    data = read_yaml_file(Path(args.params_file))  # the params loader's checks: UTF-8, no aliases
+    data = read_yaml(Path(args.params_file))  # the params loader's checks: UTF-8, no aliases
     try:
         return [data["model"]["name"]]
     except (TypeError, KeyError):

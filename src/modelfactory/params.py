@@ -24,11 +24,12 @@ import yaml
 
 from modelfactory import paths, secrets
 from modelfactory.errors import ParamsError
+from modelfactory.yamlfile import LOADER as _Loader
+from modelfactory.yamlfile import parse_yaml, read_yaml, refuse_aliases
 
 ENV_VAR = "MODELFACTORY_ENV"
 DEFAULT_ENV = "dev"
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def resolve(
@@ -112,7 +113,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict:
             raise secrets.refusal("--set", key.strip() if named else f"(argument {number})", label)
         if not sep or not key.strip():
             raise ParamsError(f"--set {item}: expected key.path=value, e.g. --set train.alpha=0.3")
-        value = load_yaml_text(raw, f"--set {key.strip()}", lines=False) if raw.strip() else ""
+        value = parse_yaml(raw, f"--set {key.strip()}", lines=False) if raw.strip() else ""
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -134,63 +135,14 @@ def dump(params: Mapping, path: Path) -> None:
     path.write_text(yaml.safe_dump(dict(params), sort_keys=False, default_flow_style=False))
 
 
-def load_yaml_text(text: str, shown: str, lines: bool = True) -> Any:
-    """Parse YAML safely, refusing aliases; ``shown`` (a file or flag) starts every error.
-
-    Aliases (``*name``) are refused outright, before anything is built: a few lines of them
-    ("billion laughs") expand to billions of values. Layering already shares values, so params
-    never need them.
-    """
-    try:
-        _refuse_aliases(text, shown, lines)
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) if lines else None
-        raise ParamsError(f"{_where(shown, mark)}: YAML does not parse: {_yaml_problem(exc)}") from None
-    except RecursionError:
-        raise ParamsError(f"{shown}: YAML nests too deeply") from None
-
-
-def _refuse_aliases(text: str, shown: str, lines: bool = True) -> None:
-    """Raise ParamsError at the first alias; parsing events builds nothing, so a bomb costs no memory."""
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.AliasEvent):
-            raise ParamsError(f"{_where(shown, event.start_mark if lines else None)}: YAML aliases (*{event.anchor}) are not "
-                              "allowed in params; write the value out")
-
-
-def read_yaml_file(path: Path, root: Path | None = None) -> Any:
-    """A YAML file's content, with one-line errors for unreadable, non-UTF-8 or bad YAML."""
-    shown = paths.relative_to_root(path, root)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ParamsError(f"{shown}: cannot be read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ParamsError(f"{shown}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                          "save the file as UTF-8") from None
-    return load_yaml_text(text, shown)
-
-
-def _where(shown: str, mark) -> str:
-    return f"{shown}:{mark.line + 1}" if mark is not None else shown
-
-
 def _read_yaml(path: Path, root: Path) -> dict:
     shown = paths.relative_to_root(path, root)
-    data = read_yaml_file(path, root)
+    data = read_yaml(path, root)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ParamsError(f"{shown}: the top level must be a mapping of keys, not a {type(data).__name__}")
     return data
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    return str(getattr(exc, "problem", None) or exc).strip()
 
 
 def _merge(into: dict, layer: Mapping, source: str, origin: dict[str, str], prefix: str = "") -> None:
@@ -261,7 +213,7 @@ def _expand(node: Any, origin: Mapping[str, str], dotted: str = "") -> Any:
     whole = _REF.fullmatch(node.strip())
     if whole:  # a value that is one reference keeps its YAML type: ${TIMEOUT:-600} is an int
         try:
-            _refuse_aliases(expanded, f"{source_of(dotted, origin)}: {dotted}: ${{{whole.group(1)}}}", lines=False)
+            refuse_aliases(expanded, f"{source_of(dotted, origin)}: {dotted}: ${{{whole.group(1)}}}", lines=False)
             return yaml.load(expanded, Loader=_Loader) if expanded.strip() else None
         except yaml.YAMLError:
             return expanded
