@@ -29,6 +29,17 @@ def _add_params_args(parser: argparse.ArgumentParser, many_models: bool) -> None
                         help="use these resolved params (a run's params.yaml) instead of the layers")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a zero or negative limit would hide runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -48,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list past runs with their status and headline metric")
     runs.add_argument("--model", metavar="M")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
+                      help="show the newest N runs (default: 20)")
 
     report = sub.add_parser("report", help="print (or open) the HTML report of a run")
     report.add_argument("run_id", nargs="?", default="latest", help="a run id, or 'latest' (default)")
@@ -148,15 +160,14 @@ def _models(args, list_models) -> list[str]:
         return args.model
     if not args.params_file:
         return list_models()
-    import yaml
-
     from modelfactory.errors import ParamsError
+    from modelfactory.yamlfile import read_yaml
 
+    data = read_yaml(Path(args.params_file))  # the params loader's checks: UTF-8, no aliases
     try:
-        return [yaml.safe_load(Path(args.params_file).read_text())["model"]["name"]]
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
-        raise ParamsError(f"--params-file {args.params_file}: not a run's params.yaml "
-                          f"({type(exc).__name__}: {exc})") from None
+        return [data["model"]["name"]]
+    except (TypeError, KeyError):
+        raise ParamsError(f"--params-file {args.params_file}: not a run's params.yaml (it has no model.name)") from None
 
 
 def _key_value(item: str, flag: str) -> tuple[str, str]:

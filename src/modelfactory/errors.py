@@ -19,6 +19,12 @@ class ParamsError(ModelfactoryError):
     exit_code = 2
 
 
+class ProjectNotFoundError(ModelfactoryError):
+    """The command ran outside a modelfactory project (no params/base.yaml here or above)."""
+
+    exit_code = 2
+
+
 class SecretInParamsError(ParamsError):
     """A params value looks like a credential; credentials come from azure-identity instead."""
 

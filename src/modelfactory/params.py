@@ -1,9 +1,11 @@
 """Layered YAML params: the one loader that owns the merge order.
 
 Order: ``base.yaml`` -> ``env/<env>.yaml`` -> ``models/<model>.yaml`` -> ``--set`` overrides.
-Then ``${VAR}`` / ``${VAR:-default}`` references are expanded from the environment (the one place
-where environment-dependent values are resolved), the secret guard runs, and the result is
-validated against ``schema.Params``. Every error names the file, the key path and the problem.
+The secret guard runs on every layer before the merge (a secret in base.yaml that a model file
+overrides is still a secret in the repo). Then ``${VAR}`` / ``${VAR:-default}`` references are
+expanded from the environment (the one place where environment-dependent values are resolved),
+the guard runs again on the result, and it is validated against ``schema.Params`` and the
+estimators it names. Every error names the file, the key path and the problem.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -21,11 +24,12 @@ import yaml
 
 from modelfactory import paths, secrets
 from modelfactory.errors import ParamsError
+from modelfactory.yamlfile import LOADER as _Loader
+from modelfactory.yamlfile import parse_yaml, read_yaml, refuse_aliases
 
 ENV_VAR = "MODELFACTORY_ENV"
 DEFAULT_ENV = "dev"
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def resolve(
@@ -56,17 +60,23 @@ def resolve_layers(model, env=None, overrides=(), params_file=None) -> tuple[dic
     merged: dict = {}
     origin: dict[str, str] = {}
     if params_file is not None:
-        layers = [(Path(params_file), _read_yaml(Path(params_file), root))]
+        files = [Path(params_file)]
     else:
-        layers = [(f, _read_yaml(f, root)) for f in layer_files(model, env, root)]
-    for path, data in layers:
-        _merge(merged, data, paths.relative_to_root(path, root), origin)
+        files = layer_files(model, env, root)
+    layers = [(paths.relative_to_root(f, root), _read_yaml(f, root)) for f in files]
     if params_file is None:
-        _merge(merged, {"model": {"name": model}, "env": {"name": env}}, "--model/--env", origin)
-    _merge(merged, parse_overrides(overrides), "--set", origin)
+        layers.append(("--model/--env", {"model": {"name": model}, "env": {"name": env}}))
+    layers.append(("--set", parse_overrides(overrides)))
+    for source, data in layers:  # every layer, before the merge hides what a later one overrides
+        secrets.check_params(data, source)
+    for source, data in layers:
+        _merge(merged, data, source, origin)
     merged = _expand(merged, origin)
-    secrets.check_params(merged, origin)
-    return _validate(merged, origin), origin
+    secrets.check_params(merged, lambda dotted: source_of(dotted, origin))  # values from ${VAR}
+    _check_finite(merged, origin)
+    validated = _validate(merged, origin)
+    _check_estimators(validated, origin)
+    return validated, origin
 
 
 def layer_files(model: str, env: str, root: Path | None = None) -> list[Path]:
@@ -94,14 +104,16 @@ def list_envs(root: Path | None = None) -> list[str]:
 def parse_overrides(overrides: Iterable[str]) -> dict:
     """Turn ``["a.b=1", "c=[x, y]"]`` into a nested dict; values are parsed as YAML."""
     result: dict = {}
-    for item in overrides:
+    for number, item in enumerate(overrides, 1):
         key, sep, raw = item.partition("=")
+        # Checked before anything below echoes the argument back.
+        label = secrets.looks_like_secret(item)
+        if label:
+            named = sep and not secrets.looks_like_secret(key)  # the key path itself may be the secret
+            raise secrets.refusal("--set", key.strip() if named else f"(argument {number})", label)
         if not sep or not key.strip():
             raise ParamsError(f"--set {item}: expected key.path=value, e.g. --set train.alpha=0.3")
-        try:
-            value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ParamsError(f"--set {item}: the value does not parse as YAML ({_yaml_problem(exc)})") from None
+        value = parse_yaml(raw, f"--set {key.strip()}", lines=False) if raw.strip() else ""
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -125,25 +137,12 @@ def dump(params: Mapping, path: Path) -> None:
 
 def _read_yaml(path: Path, root: Path) -> dict:
     shown = paths.relative_to_root(path, root)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ParamsError(f"{shown}: cannot be read ({exc.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
-        raise ParamsError(f"{where}: YAML does not parse: {_yaml_problem(exc)}") from None
+    data = read_yaml(path, root)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ParamsError(f"{shown}: the top level must be a mapping of keys, not a {type(data).__name__}")
     return data
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    return str(getattr(exc, "problem", None) or exc).strip()
 
 
 def _merge(into: dict, layer: Mapping, source: str, origin: dict[str, str], prefix: str = "") -> None:
@@ -214,10 +213,41 @@ def _expand(node: Any, origin: Mapping[str, str], dotted: str = "") -> Any:
     whole = _REF.fullmatch(node.strip())
     if whole:  # a value that is one reference keeps its YAML type: ${TIMEOUT:-600} is an int
         try:
+            refuse_aliases(expanded, f"{source_of(dotted, origin)}: {dotted}: ${{{whole.group(1)}}}", lines=False)
             return yaml.load(expanded, Loader=_Loader) if expanded.strip() else None
         except yaml.YAMLError:
             return expanded
     return expanded
+
+
+def _check_finite(node: Any, origin: Mapping[str, str], dotted: str = "") -> None:
+    """Refuse NaN and infinity: YAML reads .nan and .inf as floats, and JSON (papermill, MLflow)
+    has no such numbers, so they would reach a notebook as null."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, origin, f"{dotted}.{k}" if dotted else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, origin, f"{dotted}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ParamsError(f"{source_of(dotted, origin)}: {dotted}: {node!r} is not a finite number; "
+                          "params take finite numbers only")
+
+
+def _check_estimators(params: Mapping, origin: Mapping[str, str]) -> None:
+    """Build every estimator the params name (without fitting), so that a class or hyperparameter
+    typo is refused here, with a suggestion, and not in a kernel a minute later.
+
+    scikit-learn is imported here, on first use: ``modelfactory --help`` stays light.
+    """
+    from modelfactory.modeling import check_estimators
+
+    try:
+        check_estimators(params)
+    except ParamsError as exc:
+        # modeling's messages start with the key path ("train.alpah: Ridge has no ..."); add the file.
+        dotted = str(exc).split(":", 1)[0]
+        raise ParamsError(f"{source_of(dotted, origin)}: {exc}") from None
 
 
 def _validate(merged: dict, origin: Mapping[str, str]) -> dict:

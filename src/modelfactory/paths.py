@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import ParamsError, ProjectNotFoundError
 
 MARKER = Path("params") / "base.yaml"
 
@@ -23,15 +23,19 @@ def project_root(start: Path | None = None) -> Path:
     if override:
         root = Path(override).expanduser().resolve()
         if not (root / MARKER).is_file():
-            raise ModelfactoryError(f"MODELFACTORY_PROJECT_DIR={override}: no {MARKER} there")
+            raise ProjectNotFoundError(f"MODELFACTORY_PROJECT_DIR={override}: no {MARKER.as_posix()} there")
         return root
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / MARKER).is_file():
             return folder
-    raise ModelfactoryError(
-        f"no {MARKER} in {here} or any folder above it; run from inside a modelfactory project "
-        "or set MODELFACTORY_PROJECT_DIR"
+        if (folder / "params" / "models").is_dir() or (folder / "params" / "env").is_dir():
+            # A project whose base.yaml is gone: say so, rather than search on above it.
+            raise ParamsError(f"{MARKER.as_posix()}: missing; every project has one (the defaults that "
+                              "every model and environment share); restore it, e.g. from git")
+    raise ProjectNotFoundError(
+        f"no {MARKER.as_posix()} in this folder or any folder above it; run from inside a modelfactory "
+        "project or set MODELFACTORY_PROJECT_DIR"
     )
 
 

@@ -26,7 +26,7 @@ from modelfactory import paths
 from modelfactory.errors import (
     CellTimeoutError,
     KernelDiedError,
-    ParamsError,
+    ModelfactoryError,
     PipelineError,
     StageFailedError,
 )
@@ -175,25 +175,13 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
     import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
     from modelfactory import report  # noqa: F401
 
-    _preflight(pool, planned)
-    for run in planned:
+    for number, run in enumerate(planned):
         code = _execute_run(run, pipeline, pool, root, say, progress)
         if code:
+            for later in planned[number + 1:]:  # no folder says "running" for a run that never will
+                _finish_manifest(later, "not started")
             return code
     return 0
-
-
-def _preflight(pool, planned: Sequence[PlannedRun]) -> None:
-    """Checks that need scikit-learn (estimator classes and hyperparameters), in the warm kernel."""
-    kernel = pool.acquire()
-    for run in planned:
-        code = ("from modelfactory.modeling import check_estimators as _mf_check\n"
-                f"_mf_check(__import__('json').loads({json.dumps(json.dumps(run.params))}))")
-        ename, evalue = kernel.run(code)
-        if ename:
-            for other in planned:
-                _finish_manifest(other, "failed" if other is run else "not started")
-            raise ParamsError(evalue if ename in ("ParamsError",) else f"{ename}: {evalue}")
 
 
 def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
@@ -252,7 +240,10 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
         run.manifest["stages"][name]["html"] = html.name if html else None
     final_status = outcome[1] if outcome else "succeeded"
     _close_tracking(run, htmls, final_status, pool)
-    _finish_manifest(run, final_status)
+    failure = None
+    if outcome and outcome[2] is not None:
+        failure = f"stage {outcome[0]}: {getattr(outcome[2], 'details', {}).get('summary', str(outcome[2]))}"
+    _finish_manifest(run, final_status, failure)
     if outcome is None:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
             f"  report: {paths.relative_to_root(run.run_dir / 'index.html')}")
@@ -403,10 +394,12 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
         print(f"  warning: could not close the MLflow runs of {run.run_id}: {tail[0]}", file=sys.stderr)
 
 
-def _finish_manifest(run: PlannedRun, status: str) -> None:
+def _finish_manifest(run: PlannedRun, status: str, error: str | None = None) -> None:
     from modelfactory.report import write_index
 
     run.manifest.update(status=status, finished=manifests.now())
+    if error is not None:  # the one line the user saw, so the folder alone says why the run failed
+        run.manifest["error"] = " ".join(error.split())[:1000]
     manifests.write(run.run_dir, run.manifest)
     write_index(run.run_dir, run.manifest)
 
@@ -465,6 +458,19 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
                     if record["status"] in ("pending", "running"):
                         record["status"] = "interrupted" if record["status"] == "running" else "skipped"
                 _finish_manifest(run, "interrupted")
+        raise
+    except Exception as exc:  # a user error after the folders exist (runner.preload), or a bug
+        message = str(exc) if isinstance(exc, ModelfactoryError) else f"{type(exc).__name__}: {exc}"
+        for run in planned:
+            if run.manifest["status"] == "running":
+                started = any(r["status"] == "running" for r in run.manifest["stages"].values())
+                for record in run.manifest["stages"].values():
+                    if record["status"] in ("pending", "running"):
+                        record["status"] = "failed" if record["status"] == "running" else "skipped"
+                if started:
+                    _finish_manifest(run, "failed", message)
+                else:
+                    _finish_manifest(run, "not started")
         raise
     finally:
         pool.close()

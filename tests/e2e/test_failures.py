@@ -44,6 +44,8 @@ def test_failing_cell_leaves_the_notebook_and_a_rerun_command(project):
     assert rerun == (f"modelfactory run --model diabetes --env dev --stages explore "
                      f"--params-file runs/{run['run_id']}/params.yaml --from-run {run['run_id']}")
     assert run["status"] == "failed"
+    assert run["error"] == ("stage explore: DataValidationError: 1 data check(s) failed: rows: observed 442, "
+                            "expected >= 100000 (data.checks.min_rows)")
     assert [run["stages"][s]["status"] for s in ("explore", "train", "evaluate", "deploy")] == \
         ["failed", "skipped", "skipped", "skipped"]
     saved = (project / "runs" / run["run_id"] / "explore.ipynb").read_text()
@@ -64,6 +66,7 @@ def test_killed_kernel_is_reported_as_such(project):
     run = runs_of(project)[-1]
     assert run["stages"]["explore"]["status"] == "failed"
     assert run["stages"]["explore"]["error"]["ename"] == "KernelDiedError"
+    assert run["status"] == "failed" and run["error"] == "stage explore: the kernel died (killed, or out of memory)"
     saved = (project / "runs" / run["run_id"] / "explore.ipynb").read_text()
     assert "Execution stopped in the next cell: the kernel died" in saved
 
@@ -77,16 +80,40 @@ def test_cell_timeout_is_reported_with_the_limit(project):
                "--set", "runner.cell_timeout_seconds=3", timeout=100)
     assert done.returncode == 4, done.stdout + done.stderr
     assert "  error:    cell ran longer than runner.cell_timeout_seconds=3" in done.stdout
-    assert runs_of(project)[-1]["stages"]["explore"]["error"]["ename"] == "CellTimeoutError"
+    run = runs_of(project)[-1]
+    assert run["stages"]["explore"]["error"]["ename"] == "CellTimeoutError"
+    assert run["status"] == "failed" and run["error"] == "stage explore: cell ran longer than runner.cell_timeout_seconds=3"
 
 
-def test_bad_hyperparameter_stops_before_any_stage(project):
+def test_bad_hyperparameter_stops_before_any_kernel_or_run_folder(project):
     done = cli(project, "run", "--model", "diabetes", "--set", "train.alpah=1")
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: train.alpah: Ridge has no hyperparameter 'alpah'; did you mean 'alpha'?"
+    assert done.stderr.strip() == "error: --set: train.alpah: Ridge has no hyperparameter 'alpah'; did you mean 'alpha'?"
+    assert not (project / "runs").exists()
+
+
+def test_a_user_error_after_the_run_folder_exists_is_recorded_in_the_manifest(project):
+    # runner.preload is only tried by the kernel, after the run folder is made.
+    done = cli(project, "run", "--model", "diabetes", "--stages", "explore",
+               "--set", "runner.preload=[no_such_module_for_the_test]")
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = ("the kernel could not import runner.preload: ModuleNotFoundError: "
+               "No module named 'no_such_module_for_the_test'")
+    assert done.stderr.strip() == f"error: {message}"
     run = runs_of(project)[-1]
-    assert run["status"] == "failed"
-    assert not list((project / "runs" / run["run_id"]).glob("*.ipynb"))
+    assert run["status"] == "failed" and run["error"] == message
+    assert run["stages"]["explore"]["status"] == "failed"
+
+
+def test_a_run_kept_from_starting_by_an_earlier_failure_says_so(project):
+    done = cli(project, "run", "--model", "diabetes", "--model", "breast_cancer", "--stages", "explore",
+               "--set", "data.checks.min_rows=100000")
+    assert done.returncode == 1, done.stdout + done.stderr
+    by_model = {m["model"]: m for m in runs_of(project)}
+    assert by_model["diabetes"]["status"] == "failed" and by_model["diabetes"]["error"].startswith(
+        "stage explore: DataValidationError: 1 data check(s) failed")
+    assert by_model["breast_cancer"]["status"] == "not started"  # not "running" forever
+    assert by_model["breast_cancer"]["stages"]["explore"]["status"] == "pending"
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
 
+from conftest import cli as run_cli
 from conftest import copy_project
 from modelfactory import cli
 from modelfactory.errors import ParamsError
@@ -104,12 +106,13 @@ BAD = [
     (None, None, ["--set", "train.alpha"],
      "--set train.alpha: expected key.path=value, e.g. --set train.alpha=0.3"),
     (None, None, ["--set", "data.checks=[unclosed"],
-     "--set data.checks=[unclosed: the value does not parse as YAML (did not find expected ',' or ']')"),
+     "--set data.checks: YAML does not parse: did not find expected ',' or ']'"),
     ("env/dev.yaml", "tracking:\n  uri: ${TRACKING_SERVER}\n  experiment: x\n", [],
      "params/env/dev.yaml: tracking.uri: environment variable TRACKING_SERVER is not set "
      "(set it, or write ${TRACKING_SERVER:-default})"),
     ("env/dev.yaml", "tracking:\n  uri: https://admin:hunter2@mlflow.example.com\n  experiment: x\n", [],
-     "params/env/dev.yaml: tracking.uri: looks like a password inside a URL; secrets never go in params. "
+     "params/env/dev.yaml: tracking.uri: looks like a credential (Basic Auth Credentials, by detect-secrets); "
+     "secrets never go in params. "
      "Put it in the CI's secret store or Key Vault and let azure-identity read it (see docs/configuration.md)"),
 ]
 
@@ -152,3 +155,134 @@ def test_missing_environment_variable_error_type(proj):
     write(proj, "env/dev.yaml", "tracking:\n  uri: ${NOPE_NOT_SET}\n  experiment: x\n")
     with pytest.raises(ParamsError):
         resolve("diabetes")
+
+
+def one_line_error(capsys, *argv: str, code: int = 2) -> str:
+    """Run the CLI in-process; check it failed with ``code`` and one line on stderr; return that line."""
+    assert cli.main(list(argv)) == code
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: "), err
+    return err.removeprefix("error: ").rstrip("\n")
+
+
+def test_a_file_that_is_not_utf8_is_one_line(proj, capsys):
+    (proj / "params" / "models" / "diabetes.yaml").write_bytes(
+        b"model:\n  task: regression\n  description: Caf\xe9 data\n")
+    assert one_line_error(capsys, "params", "--model", "diabetes") == (
+        "params/models/diabetes.yaml:3: not UTF-8 text (byte 0xe9 at offset 44); save the file as UTF-8")
+
+
+def test_a_params_file_that_is_not_utf8_is_one_line(proj, capsys):
+    saved = proj / "saved.yaml"
+    saved.write_bytes(b"model: {name: diabetes, description: \xff}\n")
+    expected = "saved.yaml:1: not UTF-8 text (byte 0xff at offset 37); save the file as UTF-8"
+    assert one_line_error(capsys, "params", "--model", "diabetes", "--params-file", str(saved)) == expected
+    assert one_line_error(capsys, "run", "--params-file", str(saved)) == expected  # the run reads it for the model name
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Nine lines of YAML that expand to 9**9 (387 million) strings when walked."""
+    lines = ["lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_in_a_file_is_refused_at_once(project):
+    model_file = project / "params" / "models" / "diabetes.yaml"
+    original = model_file.read_text()
+    model_file.write_text(original + billion_laughs())
+    first_alias_line = original.count("\n") + 2
+    # Bounded: before the fix this ran for minutes and took gigabytes.
+    done = run_cli(project, "params", "--model", "diabetes", timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"error: params/models/diabetes.yaml:{first_alias_line}: YAML aliases (*l0) are not "
+                           "allowed in params; write the value out\n")
+
+
+def test_an_alias_bomb_in_set_is_refused_at_once(project):
+    levels = ["&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    done = run_cli(project, "run", "--model", "diabetes", "--set", f"model.description=[{', '.join(levels)}]",
+                   timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("error: --set model.description: YAML aliases (*l0) are not allowed in params; "
+                           "write the value out\n")
+    assert not (project / "runs").exists()
+
+
+def test_an_alias_in_an_environment_variable_is_refused(proj, capsys, monkeypatch):
+    monkeypatch.setenv("MODELFACTORY_EXPERIMENT", "&a [x, *a]")
+    assert one_line_error(capsys, "params", "--model", "diabetes").startswith(
+        "params/env/dev.yaml: tracking.experiment: ${MODELFACTORY_EXPERIMENT}: YAML aliases (*a) are not allowed")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--set", "train.alpha=.nan"], "--set: train.alpha: nan is not a finite number; params take finite numbers only"),
+    (["--set", "train.alpha=-.inf"], "--set: train.alpha: -inf is not a finite number; params take finite numbers only"),
+    (["--set", "evaluate.gate.thresholds={rmse: {max: .inf}}"],
+     "--set: evaluate.gate.thresholds.rmse.max: inf is not a finite number; params take finite numbers only"),
+])
+def test_nan_and_infinity_are_refused(proj, capsys, args, expected):
+    assert one_line_error(capsys, "params", "--model", "diabetes", *args) == expected
+
+
+def test_nan_in_a_file_names_the_file(proj, capsys):
+    write(proj, "models/diabetes.yaml", (proj / "params/models/diabetes.yaml").read_text().replace(
+        "alpha: 1.0", "alpha: .NaN"))
+    assert one_line_error(capsys, "params", "--model", "diabetes") == (
+        "params/models/diabetes.yaml: train.alpha: nan is not a finite number; params take finite numbers only")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--set", "train.alpah=1"], "--set: train.alpah: Ridge has no hyperparameter 'alpah'; did you mean 'alpha'?"),
+    (["--set", "train.estimator=sklearn.linear_model.Rigde"],
+     "--set: train.estimator: module 'sklearn.linear_model' has no class 'Rigde'; did you mean "
+     "'sklearn.linear_model.Ridge'?"),
+    (["--set", "evaluate.baseline.strategy=mean", "--set", "evaluate.baseline.stratgy=median"],
+     "--set: evaluate.baseline.stratgy: DummyRegressor has no hyperparameter 'stratgy'; did you mean 'strategy'?"),
+])
+def test_estimator_typos_are_caught_by_the_params_command(proj, capsys, args, expected):
+    assert one_line_error(capsys, "params", "--model", "diabetes", *args) == expected
+
+
+def test_estimator_typo_in_a_model_file_names_the_file_and_stops_run_before_any_kernel(proj, capsys):
+    write(proj, "models/diabetes.yaml", (proj / "params/models/diabetes.yaml").read_text().replace(
+        "alpha: 1.0", "alhpa: 1.0"))
+    assert one_line_error(capsys, "run", "--model", "diabetes") == (
+        "params/models/diabetes.yaml: train.alhpa: Ridge has no hyperparameter 'alhpa'; did you mean 'alpha'?")
+    assert not (proj / "runs").exists()  # no folder, so no failed run without its error
+
+
+def test_missing_base_yaml_is_a_user_error_with_a_project_path(proj, capsys, monkeypatch):
+    (proj / "params" / "base.yaml").unlink()
+    monkeypatch.delenv("MODELFACTORY_PROJECT_DIR")
+    monkeypatch.chdir(proj / "notebooks")
+    line = one_line_error(capsys, "params", "--model", "diabetes")
+    assert line.startswith("params/base.yaml: missing; ") and str(proj) not in line
+
+
+def test_outside_any_project_is_a_user_error_without_machine_paths(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MODELFACTORY_PROJECT_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(capsys, "runs")
+    assert line.startswith("no params/base.yaml in this folder or any folder above it") and str(tmp_path) not in line
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "two"])
+def test_runs_limit_must_be_a_positive_number(capsys, limit):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["runs", "--limit", limit])
+    assert info.value.code == 2
+    assert "argument --limit:" in capsys.readouterr().err
+
+
+def test_runs_limit_shows_the_newest_runs(proj, capsys):
+    for i in range(3):
+        folder = proj / "runs" / f"run-{i}"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({
+            "run_id": f"run-{i}", "model": "diabetes", "env": "dev", "status": "succeeded",
+            "created": f"2026-01-0{i + 1}T00:00:00", "headline_metrics": {}}))
+    assert cli.main(["runs", "--limit", "2"]) == 0
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert shown == ["run-2", "run-1"]

@@ -62,5 +62,5 @@ def test_a_params_file_runs_its_own_model_only(tmp_path):
     assert _models(Namespace(model=["breast_cancer"], params_file=str(params_file)), every) == ["breast_cancer"]
     assert _models(Namespace(model=None, params_file=None), every) == ["breast_cancer", "diabetes"]
     params_file.write_text("- not a mapping\n")
-    with pytest.raises(ParamsError, match=r"--params-file .*params.yaml: not a run's params.yaml \(TypeError"):
+    with pytest.raises(ParamsError, match=r"--params-file .*params.yaml: not a run's params.yaml \(it has no model.name\)"):
         _models(Namespace(model=None, params_file=str(params_file)), every)
