@@ -22,7 +22,8 @@ def _add_params_args(parser: argparse.ArgumentParser, many_models: bool) -> None
                             help="a model under params/models/ (repeatable; default: every model)")
     else:
         parser.add_argument("--model", required=True, metavar="M", help="a model under params/models/")
-    parser.add_argument("--env", metavar="E", help="an environment under params/env/ (default: $MODELFACTORY_ENV or dev)")
+    parser.add_argument("--env", metavar="E", help="an environment under params/env/; lifecycle commands use its own "
+                        "registered model <model>-<env> (default: $MODELFACTORY_ENV or dev)")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                         help="override one params value, e.g. --set train.alpha=0.3 (value parsed as YAML)")
     parser.add_argument("--params-file", metavar="FILE",
@@ -38,6 +39,11 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _add_env_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", metavar="E", help="the environment: its own registered model <model>-<env> and "
+                        "champion (default: $MODELFACTORY_ENV or dev)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,16 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     promote = sub.add_parser("promote", help="make a registered version the champion (the old one is kept for rollback)")
     promote.add_argument("--model", required=True, metavar="M")
+    _add_env_arg(promote)
     promote.add_argument("--version", required=True, metavar="N")
-    promote.add_argument("--env", metavar="E", help="whose tracking store (default: $MODELFACTORY_ENV or dev)")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version the gate rejected (recorded on the version as forced_promote)")
 
     rollback = sub.add_parser("rollback", help="make the previous champion the champion again")
     rollback.add_argument("--model", required=True, metavar="M")
-    rollback.add_argument("--env", metavar="E")
+    _add_env_arg(rollback)
 
     serve = sub.add_parser("serve", help="serve a registered model with the Azure ML inference server on 127.0.0.1")
     serve.add_argument("--model", required=True, metavar="M")
-    serve.add_argument("--env", metavar="E")
+    _add_env_arg(serve)
     which = serve.add_mutually_exclusive_group()
     which.add_argument("--alias", default="champion", help="serve the version holding this role (default: champion)")
     which.add_argument("--version", metavar="N", help="serve this registered version")
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
     champion.add_argument("--model", required=True, metavar="M")
-    champion.add_argument("--env", metavar="E")
+    _add_env_arg(champion)
 
     submit = sub.add_parser("submit", help="run the pipeline on Azure ML: one command job per notebook",
                             epilog=EPILOG)
@@ -120,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = sub.add_parser("endpoint", help="blue/green managed online endpoint (and batch endpoint) on Azure ML")
     endpoint.add_argument("action", choices=["deploy", "shift", "promote", "rollback"])
     _add_params_args(endpoint, many_models=False)
-    endpoint.add_argument("--from-run", metavar="RUN_ID", help="the run whose deploy package to use (default: newest)")
+    endpoint.add_argument("--from-run", metavar="RUN_ID",
+                          help="ship this run's deploy package (a run of the same --env) instead of the env's champion")
+    endpoint.add_argument("--force", action="store_true",
+                          help="deploy a version the gate rejected (recorded in release.json, the deployment tags "
+                               "and, once deployed, the version's tag forced_deploy)")
     endpoint.add_argument("--to", metavar="COLOUR=N", help="for shift: e.g. green=25 (the other colour takes the rest)")
     endpoint.add_argument("--dry-run", action="store_true",
                           help="only build and validate the endpoint YAML under runs/<id>/azureml/endpoint/")
@@ -237,18 +249,20 @@ def _cmd_notebooks(args, argv) -> int:
 
 
 def _connect_registry(args) -> str:
+    """Point MLflow at the environment's store; return the environment's registered model name."""
     from modelfactory.params import resolve
+    from modelfactory.registry import registered_name
     from modelfactory.tracking import connect
 
     params = resolve(args.model, args.env)
     connect(params)
-    return params["model"]["name"]
+    return registered_name(params)
 
 
 def _cmd_promote(args, argv) -> int:
     from modelfactory.registry import promote_by_hand
 
-    result = promote_by_hand(_connect_registry(args), args.version)
+    result = promote_by_hand(_connect_registry(args), args.version, force=args.force)
     print(result["reason"])
     return 0 if result["promoted"] else 2
 
@@ -350,20 +364,24 @@ def _cmd_endpoint(args, argv) -> int:
     from modelfactory import paths
     from modelfactory.azureml import build, deployment, workspace
     from modelfactory.params import resolve
+    from modelfactory.release import prepare_release, record_deployed
 
     build.quiet_azure_logs()
     params = resolve(args.model, args.env, args.overrides, args.params_file)
-    run_dir = _package_run(params["model"]["name"], args.from_run)
-    specs = deployment.build_specs(run_dir / "deploy" / "package", params)
-    folder = run_dir / "azureml" / "endpoint"
+    if args.action == "shift" and not args.to:
+        raise deployment.DeploymentSpecError("endpoint shift needs --to, e.g. --to green=25")
+    # only deploy ships a new model; the other actions move traffic between what is already there
+    release = prepare_release(params, args.from_run, args.force, check_gate=args.action == "deploy")
+    specs = deployment.build_specs(release.package, params, tags=release.tags)
+    folder = release.specs_folder
     files = deployment.write_specs(specs, folder)
     problems = deployment.validate_specs(folder)
     if problems:
         raise deployment.DeploymentSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder)}: "
                                              + "; ".join(problems))
-    if args.action == "shift" and not args.to:
-        raise deployment.DeploymentSpecError("endpoint shift needs --to, e.g. --to green=25")
-    print(f"{specs.online_endpoint.name}: specs valid in {paths.relative_to_root(folder)}")
+    print(f"{specs.online_endpoint.name}: {release.registered_name} version {release.version} "
+          f"({release.record['source']}, gate {release.record['gate']}"
+          f"{', FORCED' if release.forced else ''}); specs valid in {paths.relative_to_root(folder)}")
     for path in files:
         print(f"  {paths.relative_to_root(path)}")
     if args.dry_run:
@@ -376,21 +394,9 @@ def _cmd_endpoint(args, argv) -> int:
         rollout.shift(args.to)
     else:
         getattr(rollout, args.action)()
+    if args.action == "deploy":
+        record_deployed(release, specs.online_endpoint.name)
     return 0
-
-
-def _package_run(model: str, from_run: str | None):
-    """The run folder whose deploy stage wrote the package to deploy (given, or the newest)."""
-
-    from modelfactory.errors import RunNotFoundError
-    from modelfactory.manifest import list_runs
-
-    for m in list_runs(model):
-        if (from_run is None or m["run_id"] == from_run) and (Path(m["_dir"]) / "deploy" / "package" / "score.py").is_file():
-            return Path(m["_dir"])
-    which = f"run {from_run}" if from_run else f"any run of {model}"
-    raise RunNotFoundError(f"{which} has no deploy package (runs/<id>/deploy/package/); run the pipeline first: "
-                           f"modelfactory run --model {model}")
 
 
 def _azure(command):

@@ -35,15 +35,20 @@ CMD ["azmlinfsrv", "--entry_script", "/package/score.py", "--model_dir", "/packa
 """
 
 
+UNREGISTERED = "unregistered"
+
+
 def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, deploy_params: Mapping,
-                  model_name: str, model_version: str | int) -> pd.DataFrame:
+                  model_name: str, model_version: str | int | None) -> pd.DataFrame:
     """Write a self-contained, deployable folder; list its files.
 
     It holds the model, score.py with its settings (serving.json), the environment spec, a one-row
     sample request from the holdout, and a Dockerfile running the same Azure ML inference server.
     The model sits at model/<name>/<version>/, the layout Azure ML mounts registered models in; the
-    inference server reads the model's name and version from it for its logs.
+    inference server reads the model's name and version from it for its logs. A model that was not
+    registered (a notebook run by hand) is packaged as version ``unregistered``.
     """
+    model_version = UNREGISTERED if model_version is None else model_version
     if package_dir.exists():
         shutil.rmtree(package_dir)
     shutil.copytree(model_dir, package_dir / "model" / model_name / str(model_version))
@@ -61,6 +66,15 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
     (package_dir / "swagger3.json").write_text(json.dumps(openapi_document(model_dir, sample.head(1)), indent=2))
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())
     return pd.DataFrame({"file": [p.relative_to(package_dir).as_posix() for p in files]})
+
+
+def signature_example(model_dir: Path) -> pd.DataFrame:
+    """One row of zeros shaped by a logged model's input signature: the sample request of a package
+    built from the registry, where no holdout rows are at hand."""
+    from mlflow.models import Model
+
+    schema = Model.load(str(model_dir / "MLmodel")).get_input_schema()
+    return pd.DataFrame([[0.0] * len(schema.inputs)], columns=[s.name for s in schema.inputs])
 
 
 def openapi_document(model_dir: Path, example: pd.DataFrame) -> dict:

@@ -1,7 +1,10 @@
-"""The champion gate: a candidate passes only if it meets the thresholds AND beats the champion.
+"""The champion gate: a candidate passes only if it meets the thresholds, beats the baseline AND
+beats the champion.
 
-Both models are scored on the same holdout rows of this run; metrics recorded on another split are
-never compared. With no champion yet, the thresholds alone decide.
+Every model is scored on the same holdout rows of this run; metrics recorded on another split are
+never compared. With no champion yet, the thresholds and the baseline decide: the first run, on an
+empty registry, is where a gate most often passes quietly, so beating the baseline is on unless
+``evaluate.gate.beat_baseline`` is set to false.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ import pandas as pd
 
 from modelfactory import modeling
 
+BEATS_BASELINE = "beats baseline"
+
 
 def judge_candidate(comparison: pd.DataFrame, gate: Mapping, primary_metric: str) -> pd.DataFrame:
     """One row per check: what was compared, both values, and whether the candidate passed.
 
     Args:
-        comparison: holdout metrics, one row per model; needs ``candidate``, may have ``champion``.
-        gate: ``params['evaluate']['gate']``: ``thresholds`` ({metric: {min, max}}) and ``margin``.
-        primary_metric: the metric the champion comparison uses.
+        comparison: holdout metrics, one row per model; needs ``candidate`` and ``baseline``, may
+            have ``champion``.
+        gate: ``params['evaluate']['gate']``: ``thresholds`` ({metric: {min, max}}), ``beat_baseline``
+            and ``margin``.
+        primary_metric: the metric the baseline and champion comparisons use.
     """
     candidate = comparison.loc["candidate"]
     rows = []
@@ -31,15 +38,19 @@ def judge_candidate(comparison: pd.DataFrame, gate: Mapping, primary_metric: str
             value = float(candidate[metric])
             ok = value >= limit if side == "min" else value <= limit
             rows.append((f"{metric} {'>=' if side == 'min' else '<='} threshold", metric, value, float(limit), ok))
+    value = float(candidate[primary_metric])
+    higher = modeling.higher_is_better(primary_metric)
+    if gate["beat_baseline"]:
+        base = float(comparison.loc["baseline", primary_metric])
+        # strictly better: a model no better than the baseline (a constant, a mean) has learnt nothing
+        rows.append((BEATS_BASELINE, primary_metric, value, base, value > base if higher else value < base))
     if "champion" in comparison.index:
         champ = float(comparison.loc["champion", primary_metric])
-        value = float(candidate[primary_metric])
-        higher = modeling.higher_is_better(primary_metric)
         bar = champ + gate["margin"] if higher else champ - gate["margin"]
         ok = value > bar if higher else value < bar
         rows.append((f"beats champion by margin {gate['margin']}", primary_metric, value, bar, ok))
     else:
-        rows.append(("beats champion", primary_metric, float(candidate[primary_metric]), float("nan"), True))
+        rows.append(("beats champion", primary_metric, value, float("nan"), True))
     return pd.DataFrame(rows, columns=["check", "metric", "candidate", "limit", "passed"])
 
 
@@ -49,7 +60,8 @@ def decide(checks: pd.DataFrame, champion_version: str | None) -> dict:
     if len(failed):
         reason = "; ".join(f"{r.check}: {r.metric}={r.candidate:.6g} vs {r.limit:.6g}" for r in failed.itertuples())
     elif champion_version is None:
-        reason = "no champion yet; all thresholds met"
+        reason = ("no champion yet; beats the baseline and meets all thresholds" if BEATS_BASELINE in set(checks["check"])
+                  else "no champion yet; all thresholds met (evaluate.gate.beat_baseline is off)")
     else:
         reason = f"beats champion version {champion_version} and meets all thresholds"
     return {"passed": failed.empty, "reason": reason, "champion_version": champion_version,

@@ -62,6 +62,11 @@ def interactive_run_dir(model: str, env: str, root: Path | None = None) -> Path:
     return runs_dir(root) / "interactive" / f"{model}-{env}"
 
 
+def endpoint_releases_dir(root: Path | None = None) -> Path:
+    """Where `modelfactory endpoint` writes each package and its specs, a new folder every time."""
+    return runs_dir(root) / "endpoint"
+
+
 def scored_data_dir(model: str, root: Path | None = None) -> Path:
     """Where the scoring script keeps scored rows of one model (partitioned Parquet)."""
     override = os.environ.get("MODELFACTORY_SCORED_DIR")

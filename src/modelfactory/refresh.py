@@ -2,7 +2,7 @@
 
 Nothing is injected, so params resolve from params/ exactly as in Jupyter. The runs, the MLflow
 store and the scored rows go to a throw-away folder, so saved outputs never depend on what a laptop
-had lying around.
+had lying around; in that store the notebooks may register and promote (tracking.registry_by_hand).
 papermill's timing and path metadata are dropped: they change on every refresh and name machine paths.
 """
 
@@ -29,6 +29,9 @@ def refresh_notebooks(say=print) -> int:
         for key, name in scratch_dirs.items():
             os.environ[key] = str(Path(scratch) / name)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # the store is throw-away, and score.ipynb needs the champion that deploy.ipynb promotes
+        saved["MODELFACTORY_REGISTRY_BY_HAND"] = os.environ.get("MODELFACTORY_REGISTRY_BY_HAND")
+        os.environ["MODELFACTORY_REGISTRY_BY_HAND"] = "true"
         try:
             for path in notebook_paths(root):
                 say(f"refreshing {paths.relative_to_root(path, root)} ...")

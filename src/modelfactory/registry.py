@@ -6,6 +6,11 @@ written as version tags (``role`` = champion / previous-champion / challenger / 
 reads fall back to the tags when the alias API is refused. Promotion is compare-and-set: it only
 happens if the champion is still the one the candidate was judged against, under a file lock when
 the store is local, so two runs finishing at once never leave two champions, none, or a worse one.
+
+Each environment has its own registered model, ``<model>-<env>`` (``registered_name``), so its own
+versions, champion and history: a run in one environment is judged against, and can only replace,
+that environment's champion. A version the gate rejected is never promoted or deployed unless a
+person forces it, and the force is recorded as a tag on the version.
 """
 
 from __future__ import annotations
@@ -13,18 +18,30 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 
 from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
+BY_HAND = ("run by hand, so the registry was left alone (set tracking.registry_by_hand: true, "
+           "or MODELFACTORY_REGISTRY_BY_HAND=true, to register and promote from Jupyter)")
 
 
 class PromotionError(ModelfactoryError):
     """The champion changed since the candidate was judged, or the version does not exist."""
 
     exit_code = 2
+
+
+class RejectedVersionError(PromotionError):
+    """A person asked to promote or deploy a version the gate rejected, without --force."""
+
+
+def registered_name(params: Mapping) -> str:
+    """The registered model that holds one model's versions in one environment: ``<model>-<env>``."""
+    return f"{params['model']['name']}-{params['env']['name']}"
 
 
 def _client():
@@ -87,8 +104,17 @@ def load_version(name: str, version: str | None):
     return None if version is None else mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
-def promote_candidate(name: str, verdict: Mapping) -> dict:
-    """The deploy stage's promotion: only a candidate the gate passed, judged against the current champion."""
+def promote_candidate(name: str, verdict: Mapping, writes_registry: bool = True) -> dict:
+    """The deploy stage's promotion: only a candidate the gate passed, judged against the current champion.
+
+    Args:
+        name: the registered model (``registered_name``).
+        verdict: the evaluate stage's gate.json, with the registered ``version``.
+        writes_registry: False for a notebook run by hand that was not asked to change the registry.
+    """
+    if not writes_registry or verdict.get("version") is None:
+        return {"promoted": False, "champion": champion_version(name), "previous": version_with_role(name, PREVIOUS),
+                "reason": f"not promoted: {BY_HAND}"}
     if not verdict["passed"]:
         return {"promoted": False, "champion": champion_version(name), "previous": version_with_role(name, PREVIOUS),
                 "reason": f"not promoted: rejected by the gate ({verdict['reason']})"}
@@ -96,10 +122,16 @@ def promote_candidate(name: str, verdict: Mapping) -> dict:
     return promote(name, str(verdict["version"]), None if expected is None else str(expected))
 
 
-def register_candidate(model_uri: str, name: str, decision: Mapping) -> str:
-    """Register a candidate with the gate's decision and reason as tags; return its version."""
+def register_candidate(model_uri: str, name: str, decision: Mapping, writes_registry: bool = True) -> str | None:
+    """Register a candidate with the gate's decision and reason as tags; return its version.
+
+    With ``writes_registry`` False (a notebook run by hand, not asked to register) nothing is
+    registered and None is returned.
+    """
     import mlflow
 
+    if not writes_registry:
+        return None
     tags = {"role": "challenger" if decision["passed"] else "rejected",
             "gate": "passed" if decision["passed"] else "rejected",
             "gate_reason": decision["reason"][:5000],
@@ -146,17 +178,53 @@ def promote(name: str, version: str, expected_champion: str | None) -> dict:
                 "reason": f"version {version} is champion" + (f"; {current} kept for rollback" if current else "")}
 
 
-def promote_by_hand(name: str, version: str | int) -> dict:
-    """``modelfactory promote``: a human's decision, so no gate; still one champion at a time."""
-    client = _client()
+def gate_verdict(name: str, version: str | int) -> tuple[str, str]:
+    """The gate's word on a registered version and its reason: ``("passed"|"rejected"|"none", reason)``."""
     from mlflow.exceptions import MlflowException
 
-    version = str(version)
     try:
-        client.get_model_version(name, version)
+        found = _client().get_model_version(name, str(version))
     except MlflowException:
         raise PromotionError(f"model {name} has no version {version}") from None
-    return promote(name, version, champion_version(name))
+    return found.tags.get("gate", "none"), found.tags.get("gate_reason", "")
+
+
+def refuse_rejected(name: str, version: str | int, action: str, force: bool) -> bool:
+    """Stop a person who would ``action`` (promote, deploy) a version the gate rejected, unless ``force``.
+
+    Returns:
+        True when the version was rejected and ``force`` lets it through (the caller records it).
+    """
+    verdict, reason = gate_verdict(name, version)
+    if verdict != "rejected":
+        return False
+    if not force:
+        raise RejectedVersionError(f"{name} version {version} was rejected by the gate ({reason[:200]}); "
+                                   f"pass --force to {action} it anyway (the force is recorded on the version)")
+    return True
+
+
+def record_force(name: str, version: str | int, action: str, detail: str = "") -> str:
+    """Tag a version that a person forced past the gate: ``forced_<action>`` = when (and where)."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    value = f"{stamp} {detail}".strip()
+    _client().set_model_version_tag(name, str(version), f"forced_{action}", value)
+    return value
+
+
+def promote_by_hand(name: str, version: str | int, force: bool = False) -> dict:
+    """``modelfactory promote``: a human's decision, so no gate; still one champion at a time.
+
+    A version the gate rejected is refused unless ``force``; a forced promotion is tagged on the
+    version (``forced_promote``) and said in the reason.
+    """
+    version = str(version)
+    forced = refuse_rejected(name, version, "promote", force)
+    result = promote(name, version, champion_version(name))
+    if forced and result["promoted"]:
+        record_force(name, version, "promote")
+        result["reason"] += " (forced past the gate's rejection; recorded as tag forced_promote)"
+    return result
 
 
 def rollback(name: str) -> dict:

@@ -7,9 +7,11 @@ estimator's own hyperparameters, which modeling.build_estimator checks against t
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 
@@ -75,9 +77,11 @@ class Limits(Section):
 
 
 class GateSection(Section):
-    """The champion gate: thresholds, the margin over the champion, and what a rejection does."""
+    """The champion gate: thresholds, beating the baseline, the margin over the champion, and what a
+    rejection does."""
 
     thresholds: dict[str, Limits]
+    beat_baseline: bool
     margin: float = Field(ge=0.0)
     fail_on_reject: bool
 
@@ -96,6 +100,24 @@ class EvaluateSection(Section):
         metrics = info.data.get("metrics") or []
         if value not in metrics:
             raise ValueError(f"'{value}' is not one of evaluate.metrics {metrics}")
+        return value
+
+    @field_validator("gate")
+    @classmethod
+    def _thresholds_are_measured(cls, value: GateSection, info: ValidationInfo) -> GateSection:
+        # A threshold on a metric the stage does not compute would be a KeyError in the evaluate
+        # notebook, long after the kernel started; name the key here instead.
+        metrics = info.data.get("metrics") or []
+        for name in value.thresholds:
+            if name in metrics:
+                continue
+            hint = difflib.get_close_matches(name, metrics, n=1)
+            tip = f"did you mean '{hint[0]}'?" if hint else "add it to evaluate.metrics, or remove the threshold"
+            message = f"unknown metric '{name}'; {tip} (evaluate.metrics: {', '.join(metrics)})"
+            # Raised as a ValidationError so the error's location is the threshold's own key path.
+            raise ValidationError.from_exception_data("EvaluateSection", [InitErrorDetails(
+                type=PydanticCustomError("value_error", message),
+                loc=("thresholds", name), input=name)])
         return value
 
 
@@ -133,6 +155,7 @@ class TrackingSection(Section):
     uri: str | None
     experiment: str = Field(min_length=1)
     model_requirements: list[str] = Field(min_length=1)
+    registry_by_hand: bool          # notebooks run by hand in Jupyter may register and promote
 
 
 class ReportSection(Section):

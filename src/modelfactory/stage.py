@@ -3,7 +3,8 @@
 Each stage writes into ``<run_dir>/<stage>/`` and reads what earlier stages wrote there. Run by the
 runner, ``run_dir`` is the run's folder; opened by hand in Jupyter (``run_dir = None``) it is the
 scratch folder ``runs/interactive/<model>-<env>/``, so notebooks run by hand, in order, pass their
-artifacts to each other the same way.
+artifacts to each other the same way. A stage run by hand logs to MLflow under one parent run for
+that folder, and leaves the model registry alone unless params ask (``Stage.writes_registry``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class Stage:
     params: dict
     run_dir: Path
     interactive: bool
+
+    @property
+    def writes_registry(self) -> bool:
+        """Whether this stage may register or promote model versions: always when the runner runs
+        it; by hand in Jupyter only when params ask (``tracking.registry_by_hand``)."""
+        return not self.interactive or bool(self.params["tracking"]["registry_by_hand"])
 
     @property
     def folder(self) -> Path:
@@ -141,7 +148,7 @@ def open_stage(name: str, params: Mapping, run_dir: str | Path | None = None) ->
 
     np.random.seed(checked["seed"])
     tags = {"model": model, "env": env, "mode": "interactive" if interactive else "pipeline"}
-    tracking.start_stage_run(checked, None if interactive else folder, name, tags)
+    tracking.start_stage_run(checked, folder, name, tags, interactive=interactive)
     return Stage(name=name, params=checked, run_dir=folder, interactive=interactive)
 
 
@@ -155,6 +162,8 @@ def finish_stage(stage: Stage) -> pd.DataFrame:
     import mlflow
 
     mlflow.end_run()
+    if stage.interactive:
+        tracking.finish_interactive_parent(stage.run_dir)
     files = sorted(p for p in stage.folder.rglob("*") if p.is_file() and p.name != tracking.RUN_FILE)
     return pd.DataFrame(
         {"output": [p.relative_to(stage.folder).as_posix() for p in files],

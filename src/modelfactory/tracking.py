@@ -52,34 +52,84 @@ def connect(params: Mapping) -> str:
         return mlflow.get_experiment_by_name(name).experiment_id
 
 
-def start_stage_run(params: Mapping, run_dir: Path | None, stage: str, tags: Mapping[str, str]) -> str:
-    """Start (and make active) the MLflow run of one stage, nested under the pipeline's run.
+def start_stage_run(params: Mapping, run_dir: Path, stage: str, tags: Mapping[str, str],
+                    interactive: bool = False) -> str:
+    """Start (and make active) the MLflow run of one stage, nested under a parent run.
 
-    With a run folder, the parent run is created by the first stage and remembered in
-    ``<run_dir>/tracking.json``; by hand in Jupyter (no run folder) the stage run stands alone.
+    The parent is created by the first stage and remembered in ``<run_dir>/tracking.json``. Run by
+    the runner, it is the pipeline run's, and the runner closes it. By hand in Jupyter, ``run_dir``
+    is the scratch folder and the parent stands for every hand run of that model and environment: it
+    is closed at once and again as each stage finishes, so nothing is left RUNNING, and a stage run
+    that a failed cell or a shut-down kernel leaves open ends as KILLED, not FINISHED.
     """
     import mlflow
 
     experiment_id = connect(params)
-    while mlflow.active_run():  # a run left open by an earlier cell or notebook in this kernel
-        mlflow.end_run()
-    parent_id = None
-    if run_dir is not None:
-        record = Path(run_dir) / RUN_FILE
-        if record.is_file():
-            parent_id = json.loads(record.read_text())["parent_run_id"]
-        else:
-            parent = mlflow.MlflowClient().create_run(
-                experiment_id, run_name=f"{params['model']['name']}-{Path(run_dir).name}", tags=dict(tags)
-            )
-            parent_id = parent.info.run_id
-            _write_json(record, {"parent_run_id": parent_id, "experiment_id": experiment_id})
+    while mlflow.active_run():  # a stage run left open by a failed cell or an earlier notebook
+        mlflow.end_run(status="KILLED")
+    parent_id = _parent_run(params, Path(run_dir), experiment_id, tags, interactive)
     run = mlflow.start_run(
         experiment_id=experiment_id, run_name=stage, parent_run_id=parent_id, tags={**tags, "stage": stage}
     )
-    if run_dir is not None:
-        _write_json(Path(run_dir) / stage / RUN_FILE, {"run_id": run.info.run_id})
+    _write_json(Path(run_dir) / stage / RUN_FILE, {"run_id": run.info.run_id})
+    if interactive:
+        _end_open_runs_at_exit()
     return run.info.run_id
+
+
+def _parent_run(params: Mapping, run_dir: Path, experiment_id: str, tags: Mapping[str, str], interactive: bool) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    record = run_dir / RUN_FILE
+    if record.is_file():
+        parent_id = json.loads(record.read_text())["parent_run_id"]
+        if not interactive:
+            return parent_id
+        try:  # the scratch folder may outlive the store it was made for
+            if client.get_run(parent_id).info.experiment_id == experiment_id:
+                return parent_id
+        except MlflowException:
+            pass
+    suffix = f"{params['env']['name']}-by-hand" if interactive else run_dir.name
+    parent = client.create_run(experiment_id, run_name=f"{params['model']['name']}-{suffix}", tags=dict(tags))
+    if interactive:
+        client.set_terminated(parent.info.run_id, status="FINISHED")
+    _write_json(record, {"parent_run_id": parent.info.run_id, "experiment_id": experiment_id})
+    return parent.info.run_id
+
+
+def finish_interactive_parent(run_dir: Path) -> None:
+    """By hand: mark the scratch folder's parent run finished now (its end time follows the last stage)."""
+    import mlflow
+
+    record = Path(run_dir) / RUN_FILE
+    if record.is_file():
+        mlflow.MlflowClient().set_terminated(json.loads(record.read_text())["parent_run_id"], status="FINISHED")
+
+
+_EXIT_HOOK = []
+
+
+def _end_open_runs_at_exit() -> None:
+    """When a Jupyter kernel shuts down with a stage run still open, end it as KILLED.
+
+    MLflow's own exit hook would end it as FINISHED; this one is registered later, so it runs first.
+    """
+    import atexit
+
+    if _EXIT_HOOK:
+        return
+
+    def end_open_runs() -> None:
+        import mlflow
+
+        while mlflow.active_run():
+            mlflow.end_run(status="KILLED")
+
+    atexit.register(end_open_runs)
+    _EXIT_HOOK.append(end_open_runs)
 
 
 def log_stage_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:

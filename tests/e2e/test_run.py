@@ -128,10 +128,10 @@ def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
 def test_first_run_registers_and_promotes_the_first_champion(full_run):
     project, _ = full_run
     for m in runs_of(project)[:2]:
-        assert m["gate"]["passed"] and m["gate"]["reason"] == "no champion yet; all thresholds met"
+        assert m["gate"]["passed"] and m["gate"]["reason"] == "no champion yet; beats the baseline and meets all thresholds"
         assert m["promotion"]["promoted"] and m["promotion"]["champion"] == m["gate"]["version"]
     shown = cli(project, "champion", "--model", "diabetes")
-    assert shown.stdout.strip() == "diabetes: champion 1, previous none"
+    assert shown.stdout.strip() == "diabetes-dev: champion 1, previous none"
 
 
 def test_worse_model_is_rejected_and_champion_unchanged(full_run):
@@ -142,11 +142,11 @@ def test_worse_model_is_rejected_and_champion_unchanged(full_run):
     assert not m["gate"]["passed"]
     assert m["gate"]["reason"].startswith("beats champion by margin 0.0: rmse=")
     assert m["promotion"]["promoted"] is False and m["promotion"]["champion"] == "1"
-    assert cli(project, "champion", "--model", "diabetes").stdout.strip().startswith("diabetes: champion 1,")
+    assert cli(project, "champion", "--model", "diabetes").stdout.strip().startswith("diabetes-dev: champion 1,")
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
-    rejected = client.get_model_version("diabetes", m["gate"]["version"])
+    rejected = client.get_model_version("diabetes-dev", m["gate"]["version"])
     assert rejected.tags["role"] == "rejected" and rejected.tags["gate_reason"] == m["gate"]["reason"]
 
     strict = cli(project, "run", "--model", "diabetes", "--set", "train.alpha=1000",
@@ -230,7 +230,7 @@ def test_serve_command_serves_the_champion_until_ctrl_c(full_run):
             if line.startswith("serving diabetes version 1 at "):
                 url = line.split(" at ")[1].strip()
         assert url and url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
-        body = (project / "runs/serving/diabetes-v1/package/sample-request.json").read_bytes()
+        body = (project / "runs/serving/diabetes-dev-v1/package/sample-request.json").read_bytes()
         req = urllib.request.Request(url + "/score", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as reply:
             assert reply.status == 200 and "predictions" in json.loads(reply.read())
@@ -306,15 +306,68 @@ def test_scoring_pipeline_scores_a_file_with_the_champion_and_sets_bad_rows_asid
     assert 'href="score.html"' in (project / "runs" / m["run_id"] / "index.html").read_text()
 
 
-def test_endpoint_specs_from_the_runs_package_dry_run(full_run):
+def test_endpoint_specs_for_the_champion_dry_run_in_a_new_folder(full_run):
     project, _ = full_run
-    done = cli(project, "endpoint", "deploy", "--model", "diabetes", "--env", "stage", "--dry-run")
+    done = cli(project, "endpoint", "deploy", "--model", "diabetes", "--env", "dev", "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("diabetes-stage: specs valid in runs/")
+    assert done.stdout.startswith("diabetes-dev: diabetes-dev version 1 (champion, gate passed); specs valid in "
+                                  "runs/endpoint/diabetes-dev-v1-")
     folder = project / done.stdout.split("specs valid in ")[1].splitlines()[0]
     assert sorted(p.name for p in folder.iterdir()) == ["batch-deployment.yaml", "batch-endpoint.yaml", "blue.yaml",
                                                         "endpoint.yaml", "green.yaml"]
-    shift = cli(project, "endpoint", "shift", "--model", "diabetes", "--env", "stage", "--to", "green=30", "--dry-run")
+    assert json.loads((folder.parent / "release.json").read_text())["source"] == "champion"
+    assert not list((project / "runs").glob("*/azureml")), "no run folder is written to"
+    shift = cli(project, "endpoint", "shift", "--model", "diabetes", "--to", "green=30", "--dry-run")
     assert "would set traffic {'green': 30, 'blue': 70}" in shift.stdout
     missing = cli(project, "endpoint", "shift", "--model", "diabetes", "--dry-run")
     assert missing.returncode == 2 and "endpoint shift needs --to, e.g. --to green=25" in missing.stderr
+
+
+def test_a_worse_than_baseline_first_model_in_a_new_environment_never_ships(full_run, tmp_path):
+    """stage starts empty, though dev has a champion: a constant-zero regressor, with no thresholds,
+    is judged against nothing but the baseline, rejected, never promoted, served or deployed unless
+    forced; the force is recorded."""
+    project, _ = full_run
+    shown = cli(project, "params", "--model", "diabetes", "--env", "stage")
+    params = yaml.safe_load(shown.stdout)
+    params["train"] = {"estimator": "sklearn.dummy.DummyRegressor", "scale_features": False,
+                       "strategy": "constant", "constant": 0.0}
+    params["evaluate"]["gate"]["thresholds"] = {}
+    (tmp_path / "zero.yaml").write_text(yaml.safe_dump(params))
+    done = cli(project, "run", "--params-file", str(tmp_path / "zero.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    m = runs_of(project)[-1]
+    assert (m["env"], m["gate"]["passed"], m["gate"]["champion_version"]) == ("stage", False, None)
+    assert m["gate"]["reason"].startswith("beats baseline: rmse=")
+    assert m["promotion"]["promoted"] is False
+    assert cli(project, "champion", "--model", "diabetes", "--env", "stage").stdout == \
+        "diabetes-stage: champion none, previous none\n"
+    assert cli(project, "champion", "--model", "diabetes", "--env", "dev").stdout.startswith("diabetes-dev: champion 1,")
+
+    served = cli(project, "serve", "--model", "diabetes", "--env", "stage", timeout=120)
+    assert served.returncode != 0 and "diabetes-stage has no version with role 'champion'" in served.stderr
+    deploy = ["endpoint", "deploy", "--model", "diabetes", "--dry-run"]
+    none = cli(project, *deploy, "--env", "stage")
+    assert none.returncode == 2 and none.stderr.startswith("error: diabetes-stage has no champion in env stage")
+    rejected = cli(project, *deploy, "--env", "stage", "--from-run", m["run_id"])
+    assert rejected.returncode == 2 and rejected.stderr.count("\n") == 1
+    assert rejected.stderr.startswith("error: diabetes-stage version 1 was rejected by the gate (beats baseline: rmse=")
+    other_env = cli(project, *deploy, "--env", "prod", "--from-run", m["run_id"], "--force")
+    assert other_env.returncode == 2
+    assert other_env.stderr.startswith(f"error: run {m['run_id']} is a run of env stage, not prod")
+    forced = cli(project, *deploy, "--env", "stage", "--from-run", m["run_id"], "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"(run {m['run_id']}, gate rejected, FORCED)" in forced.stdout
+    folder = project / forced.stdout.split("specs valid in ")[1].splitlines()[0]
+    assert yaml.safe_load((folder / "green.yaml").read_text())["tags"]["forced"] == "true"
+    assert json.loads((folder.parent / "release.json").read_text())["forced"] is True
+    assert not (project / "runs" / m["run_id"] / "azureml").exists()
+
+    refused = cli(project, "promote", "--model", "diabetes", "--env", "stage", "--version", "1")
+    assert refused.returncode == 2 and "pass --force to promote it anyway" in refused.stderr
+    assert cli(project, "promote", "--model", "diabetes", "--env", "stage", "--version", "1", "--force").returncode == 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    assert "forced_promote" in client.get_model_version("diabetes-stage", "1").tags
+    assert cli(project, "champion", "--model", "diabetes", "--env", "dev").stdout.startswith("diabetes-dev: champion 1,")

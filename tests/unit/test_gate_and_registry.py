@@ -10,7 +10,8 @@ import pytest
 
 from modelfactory import gate, registry
 
-GATE = {"thresholds": {"rmse": {"max": 70.0}, "r2": {"min": 0.3}}, "margin": 1.0, "fail_on_reject": False}
+GATE = {"thresholds": {"rmse": {"max": 70.0}, "r2": {"min": 0.3}}, "beat_baseline": True, "margin": 1.0,
+        "fail_on_reject": False}
 
 
 def table(**rows):
@@ -20,21 +21,21 @@ def table(**rows):
 def test_first_model_passes_on_thresholds_alone():
     checks = gate.judge_candidate(table(candidate=[53.0, 0.5], baseline=[73.0, 0.0]), GATE, "rmse")
     decision = gate.decide(checks, None)
-    assert decision["passed"] and decision["reason"] == "no champion yet; all thresholds met"
-    assert list(checks["check"]) == ["rmse <= threshold", "r2 >= threshold", "beats champion"]
+    assert decision["passed"] and decision["reason"] == "no champion yet; beats the baseline and meets all thresholds"
+    assert list(checks["check"]) == ["rmse <= threshold", "r2 >= threshold", "beats baseline", "beats champion"]
 
 
 def test_candidate_must_beat_champion_by_the_margin():
-    close = table(candidate=[53.5, 0.5], champion=[54.0, 0.5])
+    close = table(candidate=[53.5, 0.5], baseline=[73.0, 0.0], champion=[54.0, 0.5])
     decision = gate.decide(gate.judge_candidate(close, GATE, "rmse"), "3")
     assert not decision["passed"]
     assert decision["reason"] == "beats champion by margin 1.0: rmse=53.5 vs 53"
-    better = table(candidate=[52.0, 0.5], champion=[54.0, 0.5])
+    better = table(candidate=[52.0, 0.5], baseline=[73.0, 0.0], champion=[54.0, 0.5])
     assert gate.decide(gate.judge_candidate(better, GATE, "rmse"), "3")["passed"]
 
 
 def test_threshold_failure_is_named_and_can_fail_the_stage():
-    decision = gate.decide(gate.judge_candidate(table(candidate=[75.0, 0.2]), GATE, "rmse"), None)
+    decision = gate.decide(gate.judge_candidate(table(candidate=[75.0, 0.2], baseline=[80.0, 0.0]), GATE, "rmse"), None)
     assert decision["reason"] == "rmse <= threshold: rmse=75 vs 70; r2 >= threshold: r2=0.2 vs 0.3"
     assert gate.enforce(decision, fail_on_reject=False) == "rejected"
     with pytest.raises(Exception, match="candidate rejected by the champion gate: rmse <= threshold"):
@@ -42,9 +43,81 @@ def test_threshold_failure_is_named_and_can_fail_the_stage():
 
 
 def test_higher_is_better_metrics_compare_upwards():
-    auc_gate = {"thresholds": {"roc_auc": {"min": 0.9}}, "margin": 0.0, "fail_on_reject": False}
-    comparison = pd.DataFrame({"roc_auc": [0.95, 0.97]}, index=["candidate", "champion"])
+    auc_gate = {"thresholds": {"roc_auc": {"min": 0.9}}, "beat_baseline": True, "margin": 0.0, "fail_on_reject": False}
+    comparison = pd.DataFrame({"roc_auc": [0.95, 0.5, 0.97]}, index=["candidate", "baseline", "champion"])
     assert not gate.decide(gate.judge_candidate(comparison, auc_gate, "roc_auc"), "1")["passed"]
+
+
+def _diabetes_gate(*overrides):
+    """The gate and holdout metrics of the real params, with a constant-zero regressor as the candidate."""
+    from sklearn.dummy import DummyRegressor
+
+    from modelfactory import data, evaluate, modeling
+    from modelfactory.params import resolve
+
+    params = resolve("diabetes", "dev", list(overrides))
+    train, holdout = data.split_data(data.load_dataset(params["data"]), params["data"], params["seed"])
+    zero = modeling.fit_model(DummyRegressor(strategy="constant", constant=0.0), train, "target")
+    baseline = modeling.fit_model(modeling.build_estimator(params["evaluate"]["baseline"], key="evaluate.baseline"),
+                                  train, "target")
+    comparison = evaluate.compare_models(evaluate.models_to_compare(zero, baseline), holdout, "target", "regression",
+                                         params["evaluate"]["metrics"])
+    # as for a model file that sets no thresholds: base.yaml's gate, {} for thresholds
+    return {**params["evaluate"]["gate"], "thresholds": {}}, comparison
+
+
+def test_first_model_worse_than_the_baseline_is_rejected_with_no_champion():
+    """Empty registry, no thresholds (the default): a constant-zero regressor must still not pass."""
+    default_gate, comparison = _diabetes_gate()
+    assert default_gate["beat_baseline"] is True and default_gate["thresholds"] == {}
+    assert comparison.loc["candidate", "rmse"] > 2 * comparison.loc["baseline", "rmse"]
+    decision = gate.decide(gate.judge_candidate(comparison, default_gate, "rmse"), None)
+    assert not decision["passed"]
+    assert decision["reason"].startswith("beats baseline: rmse=")
+    assert gate.enforce(decision, fail_on_reject=False) == "rejected"
+
+
+def test_a_model_no_better_than_the_baseline_is_rejected():
+    """A constant target: the model and the baseline both predict it exactly; equal is not better."""
+    tie = table(candidate=[0.0, 1.0], baseline=[0.0, 1.0])
+    decision = gate.decide(gate.judge_candidate(tie, {**GATE, "thresholds": {}}, "rmse"), None)
+    assert not decision["passed"] and decision["reason"] == "beats baseline: rmse=0 vs 0"
+
+
+def test_only_an_explicit_params_key_relaxes_the_baseline_check():
+    relaxed_gate, comparison = _diabetes_gate("evaluate.gate.beat_baseline=false")
+    decision = gate.decide(gate.judge_candidate(comparison, relaxed_gate, "rmse"), None)
+    assert decision["passed"]
+    assert decision["reason"] == "no champion yet; all thresholds met (evaluate.gate.beat_baseline is off)"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("evaluate.gate.thresholds={rsme: {max: 70}}",
+     "--set: evaluate.gate.thresholds.rsme: unknown metric 'rsme'; did you mean 'rmse'? (evaluate.metrics: rmse, mae, r2)"),
+    ("evaluate.gate.thresholds={roc_auc: {min: 0.9}}",
+     "--set: evaluate.gate.thresholds.roc_auc: unknown metric 'roc_auc'; add it to evaluate.metrics, or remove the "
+     "threshold (evaluate.metrics: rmse, mae, r2)"),
+])
+def test_a_threshold_on_an_unknown_metric_is_a_params_error(override, message):
+    from modelfactory.errors import ParamsError
+    from modelfactory.params import resolve
+
+    with pytest.raises(ParamsError) as info:
+        resolve("diabetes", "dev", [override])
+    assert str(info.value) == message and info.value.exit_code == 2
+
+
+def test_a_misspelt_threshold_in_a_model_file_stops_the_run_before_any_kernel(tmp_path):
+    from conftest import cli, copy_project
+
+    project = copy_project(tmp_path / "project")
+    model_file = project / "params/models/diabetes.yaml"
+    model_file.write_text(model_file.read_text().replace("{rmse: {max: 70.0}", "{rsme: {max: 70.0}"))
+    done = cli(project, "run", "--model", "diabetes")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: params/models/diabetes.yaml: evaluate.gate.thresholds.rsme: unknown metric "
+                                   "'rsme'; did you mean 'rmse'? (evaluate.metrics: rmse, mae, r2)")
+    assert not (project / "runs").exists() or not any((project / "runs").glob("*/manifest.json"))
 
 
 @pytest.fixture

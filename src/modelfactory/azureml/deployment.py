@@ -1,7 +1,7 @@
 """Managed online endpoint with blue/green deployments, and a batch endpoint, from a deploy package.
 
-The package is the deploy stage's ``runs/<id>/deploy/package/`` (model, score.py, serving.json,
-requirements.txt). Traffic comes from params (``azure.online.traffic``, e.g. blue 90 / green 10)
+The package (model, score.py, serving.json, requirements.txt) is what ``release.py`` prepared in a
+new ``runs/endpoint/<model>-<env>-v<N>-<time>/`` folder: the environment's champion by default. Traffic comes from params (``azure.online.traffic``, e.g. blue 90 / green 10)
 and mirrored traffic from ``azure.online.mirror``. Everything is built as azure-ai-ml objects and
 can be written as YAML (a dry run) or sent through an MLClient.
 """
@@ -53,11 +53,13 @@ def serving_environment(package: Path, base_image: str):
     return Environment(image=base_image, conda_file=conda, description="modelfactory serving: the package's requirements")
 
 
-def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, str] | None = None) -> EndpointSpecs:
+def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, str] | None = None,
+                tags: Mapping[str, str] | None = None) -> EndpointSpecs:
     """Endpoint + blue/green deployments + batch endpoint for ``package``; checked before returning.
 
     Both colours serve the package's model unless ``colour_versions`` says otherwise (each colour's
-    model version, e.g. the old champion on blue and the candidate on green).
+    model version, e.g. the old champion on blue and the candidate on green). ``tags`` go on every
+    deployment (e.g. the gate's word and whether a person forced a rejected version out).
     """
     from azure.ai.ml.constants import AssetTypes, BatchDeploymentOutputAction
     from azure.ai.ml.entities import (
@@ -74,6 +76,8 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
         ResourceConfiguration,
     )
 
+    from modelfactory.registry import registered_name
+
     check_package(package)
     azure, model_name, env = params["azure"], params["model"]["name"], params["env"]["name"]
     online, batch = azure["online"], azure["batch"]
@@ -81,14 +85,16 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
     check_traffic(online["traffic"], online.get("mirror") or {})
     settings = json.loads((package / "serving.json").read_text())
     model_dir = next((package / "model").rglob("MLmodel")).parent
-    model = Model(path=str(model_dir), type=AssetTypes.MLFLOW_MODEL, name=model_name,
+    # the same name as in the MLflow registry: one registered model per environment
+    model = Model(path=str(model_dir), type=AssetTypes.MLFLOW_MODEL, name=registered_name(params),
                   description=f"{model_name} version {settings.get('model_version')} from the modelfactory registry")
     environment = serving_environment(package, azure["serving_image"])
     code = CodeConfiguration(code=str(package), scoring_script="score.py")
     collector = DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"),
                                            "model_outputs": DeploymentCollection(enabled="true")})
-    tags = {"model": model_name, "env": env}
-    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags, traffic=dict(online["traffic"]),
+    common = {"model": model_name, "env": env}
+    shipped = {**common, **(tags or {})}  # what the deployments carry: the model, and its gate record
+    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=common, traffic=dict(online["traffic"]),
                                      mirror_traffic=dict(online.get("mirror") or {}),
                                      description=f"{model_name} ({env}): blue/green, traffic from params")
     deployments = {}
@@ -98,13 +104,13 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
             name=colour, endpoint_name=name, model=model, environment=environment, code_configuration=code,
             instance_type=online["instance_type"], instance_count=online["instance_count"],
             data_collector=collector if params["deploy"]["scored_data"]["enabled"] else None,
-            tags={**tags, "model_version": str(version)})
+            tags={**shipped, "model_version": str(version)})
     batch_name = endpoint_name(batch["name"], model_name, env)
-    batch_endpoint = BatchEndpoint(name=batch_name, tags=tags, description=f"{model_name} ({env}) batch scoring")
+    batch_endpoint = BatchEndpoint(name=batch_name, tags=common, description=f"{model_name} ({env}) batch scoring")
     # An MLflow model needs no scoring script in a batch deployment.
     batch_deployment = ModelBatchDeployment(
         name="main", endpoint_name=batch_name, model=model, environment=environment, compute=batch["compute"],
-        tags=tags, resources=ResourceConfiguration(instance_count=batch["instance_count"]),
+        tags=shipped, resources=ResourceConfiguration(instance_count=batch["instance_count"]),
         # the instance count goes in resources only: given in both, the dump does not load back
         settings=ModelBatchDeploymentSettings(
             mini_batch_size=batch["mini_batch_size"],

@@ -17,7 +17,7 @@ def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tu
     from modelfactory import registry, tracking
 
     tracking.connect(params)
-    name = params["model"]["name"]
+    name = registry.registered_name(params)  # this environment's registered model
     chosen = str(version) if version else registry.version_with_role(name, alias)
     if chosen is None:
         raise ModelfactoryError(f"model {name} has no version with role '{alias}'; run the pipeline first, "

@@ -1,0 +1,216 @@
+"""The lifecycle across environments, on a real MLflow SQLite store in a temporary folder: each
+environment its own registered model and champion; a rejected version is not promoted or shipped
+unless forced, and the force is recorded; `endpoint` writes into a new folder; hand runs in
+Jupyter nest under one parent run, end what they leave open, and leave the registry alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+from unittest.mock import create_autospec
+
+import pytest
+
+from modelfactory import registry, release
+from modelfactory.errors import ModelfactoryError, RunNotFoundError
+from modelfactory.params import resolve
+
+
+@pytest.fixture
+def lifecycle(tmp_path, monkeypatch):
+    """A throw-away store, runs folder and scored-data folder; ``add(env, passed)`` registers a
+    fitted diabetes model in that environment as the evaluate stage would and returns its version."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from modelfactory import tracking
+
+    for key, name in (("MODELFACTORY_TRACKING_DIR", "mlruns"), ("MODELFACTORY_RUNS_DIR", "runs"),
+                      ("MODELFACTORY_SCORED_DIR", "scored")):
+        monkeypatch.setenv(key, str(tmp_path / name))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MODELFACTORY_ENV", raising=False)
+    frame = load_diabetes(as_frame=True).frame
+    x = frame.drop(columns="target")
+    model = Ridge().fit(x, frame["target"])
+    params = {env: resolve("diabetes", env) for env in ("dev", "stage")}
+
+    def add(env: str, passed: bool) -> str:
+        tracking.connect(params[env])
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x.head(), model.predict(x.head())),
+                                            pip_requirements=["scikit-learn"])
+        decision = {"passed": passed, "reason": "fine" if passed else "beats baseline: rmse=163 vs 73",
+                    "champion_version": registry.champion_version(registry.registered_name(params[env]))}
+        return registry.register_candidate(info.model_uri, registry.registered_name(params[env]), decision)
+
+    yield SimpleNamespace(params=params, add=add, root=tmp_path)
+    mlflow.set_tracking_uri(None)
+
+
+def test_each_environment_has_its_own_registered_model_and_champion(lifecycle):
+    from modelfactory.serving.local import registered_model_dir
+
+    dev, stage = lifecycle.params["dev"], lifecycle.params["stage"]
+    assert (registry.registered_name(dev), registry.registered_name(stage)) == ("diabetes-dev", "diabetes-stage")
+    version = lifecycle.add("dev", passed=True)
+    assert registry.promote(registry.registered_name(dev), version, None)["promoted"]
+    folder, served = registered_model_dir(dev, None, "champion")
+    assert served == version and (folder / "MLmodel").is_file() and "diabetes-dev-v1" in str(folder)
+    # stage has no champion: dev's is neither judged against, served, nor replaced from stage
+    assert registry.champion_version(registry.registered_name(stage)) is None
+    with pytest.raises(ModelfactoryError, match="diabetes-stage has no version with role 'champion'"):
+        registered_model_dir(stage, None, "champion")
+    stage_version = lifecycle.add("stage", passed=True)
+    assert registry.promote(registry.registered_name(stage), stage_version, None)["promoted"]
+    assert registry.champion_version("diabetes-dev") == version and registry.champion_version("diabetes-stage") == "1"
+
+
+def test_promoting_a_rejected_version_is_refused_unless_forced_and_the_force_is_recorded(lifecycle):
+    import mlflow
+
+    good, bad = lifecycle.add("dev", passed=True), lifecycle.add("dev", passed=False)
+    registry.promote("diabetes-dev", good, None)
+    with pytest.raises(registry.RejectedVersionError) as info:
+        registry.promote_by_hand("diabetes-dev", bad)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    assert str(info.value) == ("diabetes-dev version 2 was rejected by the gate (beats baseline: rmse=163 vs 73); "
+                               "pass --force to promote it anyway (the force is recorded on the version)")
+    assert registry.champion_version("diabetes-dev") == good
+    forced = registry.promote_by_hand("diabetes-dev", bad, force=True)
+    assert forced["promoted"] and "forced past the gate's rejection" in forced["reason"]
+    assert registry.champion_version("diabetes-dev") == bad
+    assert "forced_promote" in mlflow.MlflowClient().get_model_version("diabetes-dev", bad).tags
+    # a version the gate passed needs no force, and gets no force tag
+    assert registry.promote_by_hand("diabetes-dev", good)["promoted"]
+    assert "forced_promote" not in mlflow.MlflowClient().get_model_version("diabetes-dev", good).tags
+
+
+def test_promote_command_refuses_a_rejected_version_in_one_line(lifecycle, capsys):
+    from modelfactory.cli import main
+
+    lifecycle.add("stage", passed=False)
+    capsys.readouterr()  # what registering printed
+    assert main(["promote", "--model", "diabetes", "--env", "stage", "--version", "1"]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].startswith("error: diabetes-stage version 1 was rejected by the gate")
+    assert main(["champion", "--model", "diabetes", "--env", "stage"]) == 0
+    assert capsys.readouterr().out == "diabetes-stage: champion none, previous none\n"
+    assert main(["promote", "--model", "diabetes", "--env", "stage", "--version", "1", "--force"]) == 0
+    assert main(["champion", "--model", "diabetes", "--env", "dev"]) == 0
+    assert capsys.readouterr().out.endswith("diabetes-dev: champion none, previous none\n")
+
+
+def test_endpoint_ships_the_environments_champion_from_the_registry_into_a_new_folder(lifecycle):
+    from modelfactory.azureml import deployment
+
+    dev = lifecycle.params["dev"]
+    with pytest.raises(RunNotFoundError, match="^diabetes-dev has no champion in env dev: run the pipeline there"):
+        release.prepare_release(dev, None, force=False)
+    first, newest = lifecycle.add("dev", passed=True), lifecycle.add("dev", passed=False)
+    registry.promote("diabetes-dev", first, None)
+    shipped = release.prepare_release(dev, None, force=False)
+    assert shipped.version == first != newest, "the champion, not the newest version"
+    assert shipped.folder.parent == lifecycle.root / "runs" / "endpoint"
+    assert shipped.folder.name.startswith("diabetes-dev-v1-")
+    assert json.loads((shipped.package / "serving.json").read_text())["model_version"] == first
+    record = json.loads((shipped.folder / "release.json").read_text())
+    assert (record["source"], record["gate"], record["forced"]) == ("champion", "passed", False)
+    specs = deployment.build_specs(shipped.package, dev, tags=shipped.tags)
+    deployment.write_specs(specs, shipped.specs_folder)
+    assert deployment.validate_specs(shipped.specs_folder) == []
+    assert specs.deployments["green"].tags["registered_model"] == "diabetes-dev"
+    assert "forced" not in specs.deployments["green"].tags
+    again = release.prepare_release(dev, None, force=False)
+    assert again.folder != shipped.folder and (shipped.folder / "release.json").is_file()
+
+
+def test_endpoint_refuses_a_rejected_champion_unless_forced_and_records_the_force(lifecycle, monkeypatch, capsys):
+    """A person forced a rejected version to champion; shipping it needs --force again, which is
+    recorded in release.json, the deployment tags and, once deployed, the registry."""
+    import mlflow
+    from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
+
+    from modelfactory.azureml import workspace
+    from modelfactory.cli import main
+
+    rejected = lifecycle.add("stage", passed=False)
+    registry.promote_by_hand("diabetes-stage", rejected, force=True)
+    with pytest.raises(registry.RejectedVersionError, match="pass --force to deploy it anyway"):
+        release.prepare_release(lifecycle.params["stage"], None, force=False)
+    assert not (lifecycle.root / "runs" / "endpoint").exists() or not list((lifecycle.root / "runs" / "endpoint").iterdir())
+    capsys.readouterr()  # what registering printed
+
+    assert main(["endpoint", "deploy", "--model", "diabetes", "--env", "stage", "--dry-run"]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].startswith("error: diabetes-stage version 1 was rejected by the gate")
+    client = SimpleNamespace(online_endpoints=create_autospec(OnlineEndpointOperations, instance=True),
+                             online_deployments=create_autospec(OnlineDeploymentOperations, instance=True))
+    monkeypatch.setattr(workspace, "connect", lambda azure: client)
+    assert main(["endpoint", "deploy", "--model", "diabetes", "--env", "stage", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "diabetes-stage: diabetes-stage version 1 (champion, gate rejected, FORCED); specs valid in" in out
+    folder = next((lifecycle.root / "runs" / "endpoint").iterdir())
+    assert json.loads((folder / "release.json").read_text())["forced"] is True
+    green = [c.args[0] for c in client.online_deployments.begin_create_or_update.call_args_list][-1]
+    assert green.tags["forced"] == "true" and green.tags["gate"] == "rejected"
+    assert "endpoint diabetes-stage" in mlflow.MlflowClient().get_model_version("diabetes-stage", rejected).tags["forced_deploy"]
+
+
+def test_a_hand_run_leaves_the_registry_alone_unless_asked(lifecycle, monkeypatch):
+    from modelfactory import stage as stages
+
+    opened = stages.open_stage("evaluate", lifecycle.params["dev"])
+    assert opened.interactive and not opened.writes_registry
+    assert registry.register_candidate("runs:/x/model", "diabetes-dev", {"passed": True, "reason": "r"},
+                                       opened.writes_registry) is None
+    verdict = {"passed": True, "reason": "r", "champion_version": None, "version": None}
+    promotion = registry.promote_candidate("diabetes-dev", verdict, opened.writes_registry)
+    assert not promotion["promoted"] and promotion["reason"].startswith("not promoted: run by hand")
+    stages.finish_stage(opened)
+    monkeypatch.setenv("MODELFACTORY_REGISTRY_BY_HAND", "true")
+    asked = stages.open_stage("evaluate", resolve("diabetes", "dev"))
+    assert asked.writes_registry
+    stages.finish_stage(asked)
+
+
+def _errors(stderr: str) -> list[str]:
+    """The CLI's error lines, without MLflow's own log lines (it creates a new store's tables)."""
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if not line[:4].isdigit()]
+
+
+def _runs(root):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("modelfactory-dev")
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_hand_runs_nest_under_one_parent_and_a_stage_left_open_ends_killed(lifecycle):
+    from modelfactory import stage as stages
+
+    dev = lifecycle.params["dev"]
+    stages.open_stage("train", dev)  # a cell fails: finish_stage is never reached
+    stages.finish_stage(stages.open_stage("evaluate", dev))
+    runs = {r.info.run_name: r for r in _runs(lifecycle.root)}
+    assert set(runs) == {"train", "evaluate", "diabetes-dev-by-hand"}
+    parent = runs["diabetes-dev-by-hand"]
+    assert parent.info.status == "FINISHED"
+    assert runs["train"].info.status == "KILLED" and runs["evaluate"].info.status == "FINISHED"
+    assert {runs[s].data.tags.get("mlflow.parentRunId") for s in ("train", "evaluate")} == {parent.info.run_id}
+
+
+def test_a_kernel_that_exits_with_a_stage_open_ends_it_killed_not_finished(lifecycle):
+    code = ("from modelfactory.params import resolve\nfrom modelfactory.stage import open_stage\n"
+            "open_stage('train', resolve('diabetes', 'dev'))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    statuses = {r.info.run_name: r.info.status for r in _runs(lifecycle.root)}
+    assert statuses == {"train": "KILLED", "diabetes-dev-by-hand": "FINISHED"}
