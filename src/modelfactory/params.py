@@ -84,6 +84,11 @@ def layer_files(model: str, env: str, root: Path | None = None) -> list[Path]:
     pdir = paths.params_dir(root)
     env_file = pdir / "env" / f"{env}.yaml"
     model_file = pdir / "models" / f"{model}.yaml"
+    from modelfactory.schema import ENV_NAME_PATTERN
+
+    if not re.fullmatch(ENV_NAME_PATTERN, env):
+        raise ParamsError(f"--env {env}: an environment's name is lowercase letters, digits and '_' (no '-': "
+                          f"its registered models are named <model>-<env>); rename params/env/{env}.yaml")
     if not env_file.is_file():
         raise ParamsError(_unknown("environment", env, list_envs(root), "params/env/"))
     if not model_file.is_file():

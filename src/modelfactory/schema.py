@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+# No hyphen in an environment's name: the registered model is "<model>-<env>", and model "a-b" in env
+# "c" must never share it with model "a" in env "b-c".
+ENV_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class Section(BaseModel):
@@ -25,7 +28,7 @@ class Section(BaseModel):
 class EnvSection(Section):
     """Which environment this is; set by the loader from --env."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENV_NAME_PATTERN)
 
 
 class ModelSection(Section):

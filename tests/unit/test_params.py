@@ -138,6 +138,16 @@ def test_unknown_model_or_env(proj, capsys, model, env, expected):
     assert capsys.readouterr().err == f"error: {expected}\n"
 
 
+def test_an_environment_name_with_a_hyphen_is_refused(proj, capsys):
+    """Registered models are "<model>-<env>": model "a-b" in env "c" would share a name with model "a" in
+    env "b-c", and so a champion, unless env names have no hyphen."""
+    (proj / "params/env/b-c.yaml").write_text((proj / "params/env/dev.yaml").read_text())
+    assert cli.main(["params", "--model", "diabetes", "--env", "b-c"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --env b-c: an environment's name is") and "rename params/env/b-c.yaml" in err
+    assert err.count("\n") == 1
+
+
 def test_run_command_validates_params_before_any_kernel(proj, capsys):
     assert cli.main(["run", "--model", "diabetes", "--set", "data.stratify=maybe"]) == 2
     assert capsys.readouterr().err == "error: --set: data.stratify: input should be a valid boolean, got 'maybe'\n"
