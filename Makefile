@@ -16,12 +16,12 @@ test: $(STAMP) ## run the whole suite: unit, notebooks (nbval), end-to-end, fail
 
 install: $(STAMP) ## create .venv and install the pinned environment plus this project
 
+# compileall: these machines (and many images) set PYTHONDONTWRITEBYTECODE=1 and uv writes no bytecode,
+# so without it every process, kernel and server start recompiles mlflow, sklearn and pandas (seconds each).
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
-	# Bytecode now: these machines (and many images) set PYTHONDONTWRITEBYTECODE=1 and uv writes none,
-	# so every process, kernel and server start would recompile mlflow, sklearn and pandas (seconds each).
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m pip check
