@@ -53,6 +53,7 @@ def build_packages(base: Path):
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
                               pip_requirements=["scikit-learn"])
     settings = {"max_rows": 1000, "base_image": "python:3.11-slim",
+                "endpoint": params_endpoint(),
                 "scored_data": {"enabled": True, "flush_rows": 5000, "flush_seconds": 1.0}}
     deploy.package_model(base / "model", base / "ours", x, settings, "bench", "1")
     deploy.package_model(base / "model", base / "bare", x, settings, "bench", "1")

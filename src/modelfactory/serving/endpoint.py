@@ -29,12 +29,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class LocalEndpoint:
-    """A running inference server; stop() ends it (also on exit from a ``with`` block)."""
+    """A running inference server; stop() ends it (also on exit from a ``with`` block).
+
+    The server also stops by itself when the process that started it ends, however it ends: it
+    watches a pipe (``lifeline``) whose write end only this process holds.
+    """
 
     process: subprocess.Popen
     host: str
     port: int
     log: Path
+    lifeline: int | None = None
 
     @property
     def url(self) -> str:
@@ -80,6 +85,7 @@ class LocalEndpoint:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._cut_lifeline()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -91,6 +97,12 @@ class LocalEndpoint:
         except ProcessLookupError:
             pass
         self.process.wait(timeout=10)
+        self._cut_lifeline()
+
+    def _cut_lifeline(self) -> None:
+        if self.lifeline is not None:
+            os.close(self.lifeline)
+            self.lifeline = None
 
     def __enter__(self) -> "LocalEndpoint":
         return self
@@ -109,12 +121,22 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
     env = {**os.environ, "AZUREML_ENTRY_SCRIPT": str(package_dir / "score.py"),
            "AZUREML_MODEL_DIR": str(package_dir / "model"), "AML_APP_ROOT": str(package_dir)}
     log = package_dir.parent / f"endpoint-{port}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelfactory.serving.launch", "--host", host, "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=package_dir,
-            start_new_session=True)  # its own process group: stop() and a kill reach the workers too
-    return LocalEndpoint(process, host, port, log)
+    # The server holds the read end; only we hold the write end (os.pipe's ends are not inherited
+    # by other children). When we end, however we end, the server reads end-of-file and stops.
+    watch, lifeline = os.pipe()
+    try:
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "modelfactory.serving.launch", "--host", host, "--port", str(port),
+                 "--workers", str(workers), "--lifeline", str(watch)], env=env, stdout=out,
+                stderr=subprocess.STDOUT, cwd=package_dir, pass_fds=(watch,),
+                start_new_session=True)  # its own process group: stop() and a kill reach the workers too
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        os.close(watch)
+    return LocalEndpoint(process, host, port, log, lifeline)
 
 
 def tail(path: Path, lines: int = 15) -> str:
