@@ -47,20 +47,26 @@ class LocalEndpoint:
         return f"http://{self.host}:{self.port}"
 
     def wait_until_healthy(self, timeout: float) -> float:
-        """Poll the health route until it answers 200; return the seconds it took."""
+        """Poll the health route until it answers 200; return the seconds it took.
+
+        If it does not, or the wait is interrupted (Ctrl-C, SIGTERM), the server is stopped.
+        """
         start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if self.process.poll() is not None:
-                raise EndpointError(f"the inference server exited with code {self.process.returncode}; "
-                                    f"its log: {self.log}\n{tail(self.log)}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as reply:
-                    if reply.status == 200:
-                        return time.monotonic() - start
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise EndpointError(f"the inference server was not healthy within {timeout} s; its log: {self.log}")
+        try:
+            while time.monotonic() - start < timeout:
+                if self.process.poll() is not None:
+                    raise EndpointError(f"the inference server exited with code {self.process.returncode}; "
+                                        f"its log: {self.log}\n{tail(self.log)}")
+                try:
+                    with urllib.request.urlopen(self.url + "/", timeout=2) as reply:
+                        if reply.status == 200:
+                            return time.monotonic() - start
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    time.sleep(0.2)
+            raise EndpointError(f"the inference server was not healthy within {timeout} s; its log: {self.log}")
+        except BaseException:
+            self.stop()
+            raise
 
     def score(self, body: dict | str, timeout: float = 30, request_id: str | None = None) -> tuple[int, dict]:
         """POST a request to /score; return (HTTP status, JSON answer)."""
