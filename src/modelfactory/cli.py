@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelfactory`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from modelfactory.interrupts import EXIT_TERMINATED, Terminated, terminate_like_ctrl_c
+    from modelfactory.interrupts import EXIT_TERMINATED, Terminated, restore_default_sigterm, terminate_like_ctrl_c
 
     terminate_like_ctrl_c()
     try:
@@ -134,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly; what was written is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        # The command's work is done and recorded: a SIGTERM now simply ends the process, rather
+        # than raise into interpreter shutdown, where Python can only print it as "ignored".
+        restore_default_sigterm()
 
 
 def _cmd_run(args, argv) -> int:

@@ -29,3 +29,8 @@ def terminate_like_ctrl_c() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def restore_default_sigterm() -> None:
+    """SIGTERM ends the process again, as it does by default."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
