@@ -166,14 +166,15 @@ def _listening(port: int) -> bool:
 def _start_and_wait_for_held_endpoint(project: Path, *args: str) -> tuple[subprocess.Popen, int]:
     """Start ``modelfactory run`` (in its own process group, as `timeout` runs it) and wait, bounded,
     until the deploy stage's held endpoint listens; return the process and the port."""
+    earlier = set((project / "runs").glob("*/deploy/endpoint-*.log")) if (project / "runs").exists() else set()
     proc = subprocess.Popen([sys.executable, "-m", "modelfactory", "run", "--model", "diabetes", *args],
                             cwd=project, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        logs = list((project / "runs").glob("*/deploy/endpoint-*.log")) if (project / "runs").exists() else []
-        if logs:
-            port = int(logs[0].stem.split("-")[1])
+        logs = set((project / "runs").glob("*/deploy/endpoint-*.log")) if (project / "runs").exists() else set()
+        for log in logs - earlier:  # this run's endpoint, not an earlier run's
+            port = int(log.stem.split("-")[1])
             if _listening(port):
                 return proc, port
         time.sleep(0.5)
