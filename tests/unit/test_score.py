@@ -203,3 +203,18 @@ def test_a_huge_value_or_name_is_cut_short_in_the_error(scorer):
     answer = scorer.run(request([*COLUMNS, "y" * 100_000], [[*ROW, 1]]))
     message = json.loads(answer.get_data(as_text=True))["error"]
     assert message.startswith("unknown column(s): " + "y" * 60 + "...; the model takes age, ")
+
+
+def test_gunicorn_reads_the_packages_server_settings_from_its_folder(package):
+    # What the Dockerfile's azmlinfsrv (gunicorn underneath) sees when it runs from the package folder.
+    import subprocess
+    import sys
+
+    folder = package[0]
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "--print-config", "x:app"], cwd=folder,
+                          capture_output=True, text=True, timeout=60)
+    settings = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    settings = {k.strip(): v.strip() for k, v in settings.items()}
+    assert settings["worker_class"] == "gthread" and settings["threads"] == "8"
+    assert settings["when_ready"] == "<when_ready()>"
+    assert "WORKDIR /package" in (folder / "Dockerfile").read_text()
