@@ -39,6 +39,16 @@ def run(raw_data):
 TIME_LIMIT_S = 120  # per load phase: the generator stops at the count or at this, whichever first
 
 
+def params_endpoint() -> dict:
+    """The project's deploy.endpoint params (threads, client timeout): every package here, the bare
+    one included, is written by deploy.package_model with them, so all three servers run the same
+    gunicorn.conf.py (one gthread worker with the same threads and timeouts) and the comparison is
+    of the scoring scripts alone."""
+    from modelfactory.params import resolve
+
+    return resolve("diabetes", "dev")["deploy"]["endpoint"]
+
+
 def build_packages(base: Path):
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -53,6 +63,7 @@ def build_packages(base: Path):
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
                               pip_requirements=["scikit-learn"])
     settings = {"max_rows": 1000, "base_image": "python:3.11-slim",
+                "endpoint": params_endpoint(),
                 "scored_data": {"enabled": True, "flush_rows": 5000, "flush_seconds": 1.0}}
     deploy.package_model(base / "model", base / "ours", x, settings, "bench", "1")
     deploy.package_model(base / "model", base / "bare", x, settings, "bench", "1")
@@ -120,14 +131,16 @@ def serving(base: Path, x, requests: int, rounds: int) -> None:
         for endpoint in endpoints.values():
             endpoint.stop()
     results = {key: tuple(statistics.median(v[i] for v in runs) for i in range(3)) for key, runs in samples.items()}
-    print(f"serving (Azure ML inference server, 1 worker each, 127.0.0.1; medians of {rounds} alternating rounds)")
+    server = params_endpoint()
+    print(f"serving (Azure ML inference server, 1 gthread worker with {server['threads']} threads each, the "
+          f"same gunicorn.conf.py, 127.0.0.1; medians of {rounds} alternating rounds)")
     print(f"  {'':10} {'':6} {'req/s (4 conns)':>16} {'p50 ms':>8} {'p99 ms':>8}")
     for label in bodies:
         for name in names:
             rps, p50, p99 = results[(name, label)]
             print(f"  {label:10} {name:6} {rps:16.0f} {p50:8.2f} {p99:8.2f}")
         ratio = results[("ours", label)][0] / results[("bare", label)][0]
-        print(f"  {label:10} throughput ours/bare {ratio:.2f}x (target >= 0.8x)")
+        print(f"  {label:10} throughput ours/bare {ratio:.2f}x (target >= 0.9x)")
     print(f"  1-row p99 {results[('ours', '1 row')][2]:.2f} ms (target <= 5 ms)")
     print("  (nolog: our score.py with scored-data logging off, to show what logging costs)")
 

@@ -1,7 +1,8 @@
 """The ``modelfactory`` command. Imports stay inside the commands: ``--help`` must be fast.
 
 Exit codes: 0 ok; 1 a stage failed (a cell raised); 2 a user error (params, pipeline, missing
-inputs, unknown run); 3 the kernel died; 4 a cell timed out; 130 interrupted (Ctrl-C).
+inputs, unknown run); 3 the kernel died; 4 a cell timed out; 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM, handled like Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from modelfactory.errors import EXIT_INTERRUPTED, ModelfactoryError
 
-EPILOG = "exit codes: 0 ok, 1 stage failed, 2 user error, 3 kernel died, 4 cell timeout, 130 interrupted"
+EPILOG = ("exit codes: 0 ok, 1 stage failed, 2 user error, 3 kernel died, 4 cell timeout, 130 interrupted (Ctrl-C), "
+          "143 terminated (SIGTERM)")
 
 
 def _add_params_args(parser: argparse.ArgumentParser, many_models: bool) -> None:
@@ -143,14 +145,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelfactory`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from modelfactory.interrupts import EXIT_TERMINATED, Terminated, restore_default_sigterm, terminate_like_ctrl_c
+
+    terminate_like_ctrl_c()
     try:
         return COMMANDS[args.command](args, argv)
     except ModelfactoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("terminated (SIGTERM): stopped cleanly; what was written is kept", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly; what was written is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        # The command's work is done and recorded: a SIGTERM now simply ends the process, rather
+        # than raise into interpreter shutdown, where Python can only print it as "ignored".
+        restore_default_sigterm()
 
 
 def _cmd_run(args, argv) -> int:

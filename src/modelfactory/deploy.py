@@ -17,6 +17,9 @@ from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
 SCORE_SCRIPT = Path(__file__).parent / "serving" / "score.py"
+# The inference server's gunicorn settings (a threaded worker, client timeouts); gunicorn reads
+# gunicorn.conf.py from its working directory, both locally and in the Dockerfile's WORKDIR.
+SERVER_CONFIG = Path(__file__).parent / "serving" / "gunicorn_conf.py"
 # What score.py needs beyond the model's own requirements, pinned at the versions installed here:
 # the server, the JSON parser, and Azure ML's data collector (used only on a managed endpoint).
 SERVING_REQUIREMENTS = ("azureml-inference-server-http", "orjson", "azureml-ai-monitoring")
@@ -31,6 +34,8 @@ COPY . .
 ENV AZUREML_MODEL_DIR=/package/model AZUREML_ENTRY_SCRIPT=/package/score.py
 EXPOSE 5001
 # Inside a container the server must listen on all interfaces; publish the port to 127.0.0.1 as above.
+# It runs from /package, so gunicorn reads /package/gunicorn.conf.py: the same threaded worker and
+# client timeouts as the local endpoint (serving.json, "server").
 CMD ["azmlinfsrv", "--entry_script", "/package/score.py", "--model_dir", "/package/model", "--port", "5001"]
 """
 
@@ -42,8 +47,9 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
                   model_name: str, model_version: str | int | None) -> pd.DataFrame:
     """Write a self-contained, deployable folder; list its files.
 
-    It holds the model, score.py with its settings (serving.json), the environment spec, a one-row
-    sample request from the holdout, and a Dockerfile running the same Azure ML inference server.
+    It holds the model, score.py with its settings (serving.json), the server's gunicorn.conf.py,
+    the environment spec, a one-row sample request from the holdout, and a Dockerfile running the
+    same Azure ML inference server with the same settings.
     The model sits at model/<name>/<version>/, the layout Azure ML mounts registered models in; the
     inference server reads the model's name and version from it for its logs. A model that was not
     registered (a notebook run by hand) is packaged as version ``unregistered``.
@@ -53,10 +59,12 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
         shutil.rmtree(package_dir)
     shutil.copytree(model_dir, package_dir / "model" / model_name / str(model_version))
     shutil.copy2(SCORE_SCRIPT, package_dir / "score.py")
-    store = deploy_params["scored_data"]
+    shutil.copy2(SERVER_CONFIG, package_dir / "gunicorn.conf.py")
+    store, server = deploy_params["scored_data"], deploy_params["endpoint"]
     settings = {"max_rows": deploy_params["max_rows"], "model": model_name, "model_version": model_version,
                 "scored_data": {"dir": str(paths.scored_data_dir(model_name)) if store["enabled"] else None,
-                                "flush_rows": store["flush_rows"], "flush_seconds": store["flush_seconds"]}}
+                                "flush_rows": store["flush_rows"], "flush_seconds": store["flush_seconds"]},
+                "server": {"threads": server["threads"], "client_timeout_seconds": server["client_timeout_seconds"]}}
     (package_dir / "serving.json").write_text(json.dumps(settings, indent=2))
     (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
     requirements = (model_dir / "requirements.txt").read_text().splitlines()

@@ -1,13 +1,18 @@
 """The run manifest (runs/<id>/manifest.json): what ran, on what, how it ended.
 
 Written atomically after every change, so an interrupted run still leaves a readable record.
+A running run also records which process runs it, and that process touches a heartbeat file
+while it lives; a run whose process is gone (killed, crashed, machine rebooted) is then shown,
+and rewritten, as ``abandoned`` instead of ``running`` for ever.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
@@ -16,7 +21,12 @@ from pathlib import Path
 from modelfactory import paths
 
 MANIFEST = "manifest.json"
+HEARTBEAT = "heartbeat"
 PACKAGES = ("modelfactory", "papermill", "nbclient", "ipykernel", "mlflow", "scikit-learn", "pandas", "numpy")
+HEARTBEAT_SECONDS = 5
+# A run recorded on another machine (or container) cannot be checked by process id; it is judged
+# abandoned once its heartbeat is this old. Generous: a busy machine may beat late.
+STALE_AFTER_SECONDS = 300
 
 
 def now() -> str:
@@ -57,7 +67,8 @@ def write(run_dir: Path, manifest: Mapping) -> None:
 
 
 def list_runs(model: str | None = None, root: Path | None = None) -> list[dict]:
-    """Manifests of all runs, newest first, optionally of one model only."""
+    """Manifests of all runs, newest first, optionally of one model only; a run whose process is
+    gone is marked ``abandoned`` on the way (see is_abandoned)."""
     base = paths.runs_dir(root)
     found = []
     for path in base.glob(f"*/{MANIFEST}"):
@@ -66,6 +77,129 @@ def list_runs(model: str | None = None, root: Path | None = None) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue
         if model is None or data.get("model") == model:
+            if is_abandoned(data, path.parent):
+                data = mark_abandoned(path.parent)
             data["_dir"] = str(path.parent)
             found.append(data)
     return sorted(found, key=lambda m: (m.get("created", ""), m.get("run_id", "")), reverse=True)
+
+
+def process_identity(pid: int | None = None) -> dict:
+    """Who runs a run: process id and start time, and the machine, boot and PID namespace they mean
+    something in (a process id alone is reused; its start time tells the processes apart)."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "started": _start_ticks(pid), "host": socket.gethostname(),
+            "boot": _read("/proc/sys/kernel/random/boot_id"), "pid_namespace": _pid_namespace()}
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22), if known."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name before ")" may hold spaces
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # a zombie has ended already
+
+
+def process_alive(identity: Mapping) -> bool | None:
+    """Whether the recorded process still runs; None when this machine cannot tell."""
+    here = process_identity()
+    if identity.get("host") != here["host"] or identity.get("pid_namespace") != here["pid_namespace"]:
+        return None
+    if identity.get("boot") and here["boot"] and identity["boot"] != here["boot"]:
+        return False  # rebooted since: every process of that boot has ended
+    if identity.get("started") is not None and here["started"] is not None:
+        return _start_ticks(identity["pid"]) == identity["started"]
+    try:
+        os.kill(identity["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Heartbeat:
+    """Touches runs/<id>/heartbeat every HEARTBEAT_SECONDS from a thread, while a run executes."""
+
+    def __init__(self, run_dirs: list[Path]):
+        self.run_dirs = run_dirs
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._touch()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self._touch()
+
+    def _touch(self) -> None:
+        for run_dir in self.run_dirs:
+            try:
+                (run_dir / HEARTBEAT).write_text(now() + "\n")
+            except OSError:  # a missing heartbeat only makes the run look older; never stop a run for it
+                pass
+
+
+def last_heartbeat(run_dir: Path) -> datetime | None:
+    """When the run's process last showed it was alive."""
+    try:
+        return datetime.fromtimestamp((run_dir / HEARTBEAT).stat().st_mtime, timezone.utc)
+    except OSError:
+        return None
+
+
+def is_abandoned(manifest: Mapping, run_dir: Path) -> bool:
+    """A run still marked running whose process is gone (or, from elsewhere, silent too long)."""
+    if manifest.get("status") != "running" or not manifest.get("process"):
+        return False
+    alive = process_alive(manifest["process"])
+    if alive is not None:
+        return not alive
+    beat = last_heartbeat(run_dir)
+    return beat is not None and (datetime.now(timezone.utc) - beat).total_seconds() > STALE_AFTER_SECONDS
+
+
+def mark_abandoned(run_dir: Path) -> dict:
+    """Record that the run's process is gone: the run and its running stage become ``abandoned``,
+    stages that never started ``skipped``; finished is the last heartbeat. Best effort on disk.
+
+    The manifest is read again first: the process may have written its final status between our
+    first read and its exit, and that record wins.
+    """
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    if manifest.get("status") != "running":
+        return manifest
+    for record in manifest.get("stages", {}).values():
+        if record.get("status") == "running":
+            record["status"] = "abandoned"
+        elif record.get("status") == "pending":
+            record["status"] = "skipped"
+    beat = last_heartbeat(run_dir)
+    manifest.update(status="abandoned", finished=beat.isoformat(timespec="milliseconds") if beat else None)
+    try:
+        write(run_dir, manifest)
+    except OSError:  # a read-only copy of a run folder: still shown as abandoned
+        pass
+    return manifest

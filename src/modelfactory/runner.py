@@ -104,6 +104,7 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
             "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
             "overrides": list(req.overrides), "data_hash": None, "git": manifests.git_state(root),
             "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
+            "process": manifests.process_identity(), "heartbeat": manifests.HEARTBEAT,
         }
         manifests.write(run_dir, manifest)
         planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest))
@@ -194,6 +195,7 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
         f"stages {', '.join(run.stages)}")
     renders = {}
     outcome: tuple[str, str, StageFailedError | None, float] | None = None
+    interruption: KeyboardInterrupt | None = None
     # HTML renders in a background thread while the kernel (another process) runs the next stage.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as renderer:
         for number, name in enumerate(run.stages, 1):
@@ -216,8 +218,8 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
                     pool.release()
             except PipelineError as exc:
                 error, status = StageFailedError(str(exc)), "failed"
-            except KeyboardInterrupt:
-                status = "interrupted"
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+                status, interruption = "interrupted", exc
             duration = time.monotonic() - started
             notebook = run.run_dir / f"{name}.ipynb"
             if notebook.exists():
@@ -252,7 +254,7 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
     if status == "interrupted":
         say(f"  [{run.stages.index(name) + 1}/{total}] {name} interrupted after {duration:.1f} s; kept what "
             f"was written in {paths.relative_to_root(run.run_dir)}")
-        raise KeyboardInterrupt
+        raise interruption
     say(_failure_block(run, name, error, run.run_dir / f"{name}.ipynb", htmls.get(name)))
     return error.exit_code
 
@@ -450,13 +452,18 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     planned: list[PlannedRun] = []
     try:
         planned = create_runs(checked, pipeline, argv)
-        return execute(planned, pipeline, pool, say, progress)
-    except KeyboardInterrupt:
+        with manifests.Heartbeat([run.run_dir for run in planned]):
+            return execute(planned, pipeline, pool, say, progress)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
+        from modelfactory.tracking import RUN_FILE
+
         for run in planned:
             if run.manifest["status"] == "running":
                 for record in run.manifest["stages"].values():
                     if record["status"] in ("pending", "running"):
                         record["status"] = "interrupted" if record["status"] == "running" else "skipped"
+                if (run.run_dir / RUN_FILE).is_file():  # its MLflow runs were opened: end them as KILLED
+                    _close_tracking(run, {}, "interrupted", pool)
                 _finish_manifest(run, "interrupted")
         raise
     except Exception as exc:  # a user error after the folders exist (runner.preload), or a bug

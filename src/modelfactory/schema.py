@@ -130,6 +130,8 @@ class EndpointSection(Section):
     host: str
     port: int = Field(ge=0, le=65535)
     workers: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    client_timeout_seconds: float = Field(gt=0)
     start_timeout_seconds: int = Field(ge=1)
 
 

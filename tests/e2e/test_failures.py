@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -146,3 +147,127 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):
     assert run["stages"]["evaluate"]["status"] == "skipped"
     assert (project / "runs" / run["run_id"] / "explore" / "dataset.parquet").is_file()
     assert re.search(r"train interrupted after \d+\.\d s", out)
+
+
+HOLD_ENDPOINT = ('held = deploy.start_local_endpoint(package_dir, params["deploy"]["endpoint"])\n'
+                 'print("held", held.port, flush=True)\n'
+                 'import time\ntime.sleep(600)')
+
+
+def _hold_endpoint_in_deploy(project: Path) -> None:
+    """The deploy stage starts its endpoint, then waits in a cell: a command stopped there must not
+    leave the endpoint behind."""
+    path = project / "notebooks" / "deploy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "deploy.start_local_endpoint" in c.source)
+    nb.cells.insert(index, nbformat.v4.new_code_cell(HOLD_ENDPOINT))
+    nbformat.write(nb, path)
+
+
+def _processes_of(project: Path) -> list[int]:
+    """Live processes started for this project: its kernels and their endpoints (and its workers)."""
+    marker = f"MODELFACTORY_PROJECT_DIR={project}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _listening(port: int) -> bool:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+                return True
+    return False
+
+
+def _start_and_wait_for_held_endpoint(project: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    """Start ``modelfactory run`` (in its own process group, as `timeout` runs it) and wait, bounded,
+    until the deploy stage's held endpoint listens; return the process and the port."""
+    earlier = set((project / "runs").glob("*/deploy/endpoint-*.log")) if (project / "runs").exists() else set()
+    proc = subprocess.Popen([sys.executable, "-m", "modelfactory", "run", "--model", "diabetes", *args],
+                            cwd=project, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = set((project / "runs").glob("*/deploy/endpoint-*.log")) if (project / "runs").exists() else set()
+        for log in logs - earlier:  # this run's endpoint, not an earlier run's
+            port = int(log.stem.split("-")[1])
+            if _listening(port):
+                return proc, port
+        time.sleep(0.5)
+    proc.kill()
+    out, err = proc.communicate(timeout=60)
+    pytest.fail(f"the deploy stage's endpoint never listened:\n{out}\n{err}")
+
+
+def _wait_until(condition, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def terminated(tmp_path_factory):
+    """A run sent SIGTERM, as `timeout` sends it (to the process group), while deploy holds its endpoint."""
+    from conftest import copy_project
+
+    project = copy_project(tmp_path_factory.mktemp("sigterm") / "project")
+    _hold_endpoint_in_deploy(project)
+    proc, port = _start_and_wait_for_held_endpoint(project)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return project, proc.returncode, out, err, port
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_leaves_nothing_running(terminated):
+    import sqlite3
+
+    project, code, out, err, port = terminated
+    assert code == 143, out + err
+    assert "terminated (SIGTERM): stopped cleanly; what was written is kept" in err
+    run = runs_of(project)[-1]
+    assert run["status"] == "interrupted"
+    assert [run["stages"][s]["status"] for s in ("explore", "train", "evaluate", "deploy")] == \
+        ["succeeded", "succeeded", "succeeded", "interrupted"]
+    with sqlite3.connect(project / "mlruns" / "mlflow.db") as db:
+        statuses = dict(db.execute("select name, status from runs").fetchall())
+    assert statuses and "RUNNING" not in statuses.values(), statuses
+    assert statuses["deploy"] == "KILLED"
+    assert _wait_until(lambda: not _processes_of(project)), "a kernel or endpoint outlived the run"
+    assert not _listening(port)
+    listing = cli(project, "runs").stdout
+    assert f"{run['run_id']} " in listing and "interrupted" in listing
+
+
+def test_sigkill_leaves_no_server_and_the_run_shows_abandoned(terminated):
+    project = terminated[0]
+    # Only the deploy stage (the others come from the SIGTERM run, where they succeeded), killed hard.
+    proc, port = _start_and_wait_for_held_endpoint(project, "--stages", "deploy")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _wait_until(lambda: not _processes_of(project)), "a kernel or endpoint outlived the killed run"
+    assert not _listening(port)
+    run = runs_of(project)[-1]
+    assert run["status"] == "running"  # nothing of the killed process ran to say otherwise
+    listing = cli(project, "runs")
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(run["run_id"]))
+    assert line.split()[3] == "abandoned"
+    run = runs_of(project)[-1]
+    assert run["status"] == "abandoned" and run["stages"]["deploy"]["status"] == "abandoned"

@@ -230,7 +230,7 @@ def test_serve_command_serves_the_champion_until_ctrl_c(full_run):
             if line.startswith("serving diabetes version 1 at "):
                 url = line.split(" at ")[1].strip()
         assert url and url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
-        body = (project / "runs/serving/diabetes-dev-v1/package/sample-request.json").read_bytes()
+        body = (project / _example_body(proc) / "sample-request.json").read_bytes()
         req = urllib.request.Request(url + "/score", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as reply:
             assert reply.status == 200 and "predictions" in json.loads(reply.read())
@@ -240,6 +240,80 @@ def test_serve_command_serves_the_champion_until_ctrl_c(full_run):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and out.strip().endswith("stopped")
+
+
+def _example_body(proc) -> Path:
+    """The package folder that serve names in its "example body" line (relative to the project)."""
+    for _ in range(10):
+        found = re.search(r"example body: (\S+)/sample-request.json\)", proc.stdout.readline())
+        if found:
+            return Path(found.group(1))
+    raise AssertionError("serve printed no example body")
+
+
+def _start_serve(project, *args):
+    """``modelfactory serve`` for diabetes; wait (bounded) for its address; return (process, port, package)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import clean_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "modelfactory", "serve", "--model", "diabetes", *args],
+                            cwd=project, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stdout.readline()
+        if line.startswith("serving diabetes version "):
+            port = int(line.rsplit(":", 1)[1])
+            return proc, port, project / _example_body(proc)
+    proc.kill()
+    pytest.fail(f"serve did not start: {proc.communicate(timeout=30)[1]}")
+
+
+def test_two_serves_of_one_version_keep_their_own_package_and_die_with_their_command(full_run):
+    import signal
+    import time
+
+    project, _ = full_run
+    first, first_port, first_package = _start_serve(project)
+    try:
+        second, second_port, second_package = _start_serve(project)
+        try:
+            assert first_package != second_package and first_package.parent.parent == second_package.parent.parent
+            assert (first_package / "score.py").is_file(), "the second serve deleted the first one's package"
+            assert (second_package.parent / f"endpoint-{second_port}.log").is_file()
+            assert _listening_addresses(second_port) == {"127.0.0.1"}
+            second.send_signal(signal.SIGKILL)  # no code of serve's runs: the server must go by itself
+            second.communicate(timeout=60)
+            deadline = time.monotonic() + 60
+            while _listening_addresses(second_port) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not _listening_addresses(second_port), "the server outlived the killed serve command"
+        finally:
+            if second.poll() is None:
+                second.kill()
+        body = (first_package / "sample-request.json").read_bytes()
+        req = urllib.request.Request(f"http://127.0.0.1:{first_port}/score", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as reply:
+            assert reply.status == 200
+        first.send_signal(signal.SIGTERM)  # as docker stop or systemd stop it: like Ctrl-C
+        out, _ = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0 and out.strip().endswith("stopped")
+    assert not _listening_addresses(first_port)
+
+
+@pytest.mark.parametrize("version", ["../../../tmp/x", "1.0", "0"])
+def test_serve_version_must_be_a_version_number(full_run, version):
+    project, _ = full_run
+    done = cli(project, "serve", "--model", "diabetes", "--version", version, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: --version {version}: not a model version; give a registered version "
+                                   "number, e.g. --version 3 (see: modelfactory champion --model diabetes)")
 
 
 def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):

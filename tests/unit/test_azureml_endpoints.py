@@ -27,6 +27,7 @@ def package(tmp_path_factory):
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
                               pip_requirements=["scikit-learn"])
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
+                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
     deploy.package_model(base / "model", base / "package", x, settings, "diabetes", "3")
     return base / "package"

@@ -33,6 +33,7 @@ def _package(tmp_path_factory):
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
                               pip_requirements=["scikit-learn"])
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
+                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": True, "flush_rows": 4, "flush_seconds": 0.2}}
     files = deploy.package_model(base / "model", base / "package", x, settings, "demo", "7")
     yield base / "package", x, model, files
@@ -50,12 +51,13 @@ def request(columns, rows):
 def test_package_holds_everything_a_deployment_needs(package):
     folder, x, _, files = package
     assert set(files["file"]) >= {"score.py", "serving.json", "sample-request.json", "requirements.txt",
-                                  "Dockerfile", "model/demo/7/MLmodel"}
+                                  "Dockerfile", "gunicorn.conf.py", "model/demo/7/MLmodel"}
     requirements = (folder / "requirements.txt").read_text().splitlines()
     for name in deploy.SERVING_REQUIREMENTS:
         assert any(line.startswith(f"{name}==") for line in requirements), name
     settings = json.loads((folder / "serving.json").read_text())
     assert settings["max_rows"] == 5 and settings["model"] == "demo" and settings["model_version"] == "7"
+    assert settings["server"] == {"threads": 8, "client_timeout_seconds": 30}
     assert Path(settings["scored_data"]["dir"]).name == "demo"
     sample = json.loads((folder / "sample-request.json").read_text())
     assert sample["input_data"]["columns"] == list(x.columns) and len(sample["input_data"]["data"]) == 1
@@ -183,3 +185,36 @@ def test_on_azure_scored_rows_go_to_the_data_collector(package, tmp_path):
     outputs = json.loads(by_kind["azureml.inference.model_outputs"][2])
     assert [row["bmi"] for row in inputs] == pytest.approx(x["bmi"].head(3).tolist())
     assert [row["prediction"] for row in outputs] == pytest.approx(model.predict(x.head(3)).tolist())
+
+
+def test_a_million_unknown_columns_are_counted_not_echoed(scorer):
+    names = [f"junk_{i}" for i in range(1_000_000)]
+    answer = scorer.run(request([*COLUMNS, *names], [[*ROW, *([0] * len(names))]]))
+    assert answer.status_code == 400
+    message = json.loads(answer.get_data(as_text=True))["error"]
+    assert message == ("unknown column(s): junk_0, junk_1, junk_2, junk_3, junk_4 and 999995 more; "
+                       "the model takes age, sex, bmi, bp, s1, s2, s3, s4, s5, s6")
+
+
+def test_a_huge_value_or_name_is_cut_short_in_the_error(scorer):
+    answer = scorer.run(request(COLUMNS, [[*ROW[:2], "x" * 10_000_000, *ROW[3:]]]))
+    message = json.loads(answer.get_data(as_text=True))["error"]
+    assert message == "row 0, column 'bmi': expected a number, got \"" + "x" * 59 + "..."
+    answer = scorer.run(request([*COLUMNS, "y" * 100_000], [[*ROW, 1]]))
+    message = json.loads(answer.get_data(as_text=True))["error"]
+    assert message.startswith("unknown column(s): " + "y" * 60 + "...; the model takes age, ")
+
+
+def test_gunicorn_reads_the_packages_server_settings_from_its_folder(package):
+    # What the Dockerfile's azmlinfsrv (gunicorn underneath) sees when it runs from the package folder.
+    import subprocess
+    import sys
+
+    folder = package[0]
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "--print-config", "x:app"], cwd=folder,
+                          capture_output=True, text=True, timeout=60)
+    settings = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    settings = {k.strip(): v.strip() for k, v in settings.items()}
+    assert settings["worker_class"] == "gthread" and settings["threads"] == "8"
+    assert settings["when_ready"] == "<when_ready()>"
+    assert "WORKDIR /package" in (folder / "Dockerfile").read_text()

@@ -29,12 +29,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class LocalEndpoint:
-    """A running inference server; stop() ends it (also on exit from a ``with`` block)."""
+    """A running inference server; stop() ends it (also on exit from a ``with`` block).
+
+    The server also stops by itself when the process that started it ends, however it ends: it
+    watches a pipe (``lifeline``) whose write end only this process holds.
+    """
 
     process: subprocess.Popen
     host: str
     port: int
     log: Path
+    lifeline: int | None = None
 
     @property
     def url(self) -> str:
@@ -42,20 +47,26 @@ class LocalEndpoint:
         return f"http://{self.host}:{self.port}"
 
     def wait_until_healthy(self, timeout: float) -> float:
-        """Poll the health route until it answers 200; return the seconds it took."""
+        """Poll the health route until it answers 200; return the seconds it took.
+
+        If it does not, or the wait is interrupted (Ctrl-C, SIGTERM), the server is stopped.
+        """
         start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if self.process.poll() is not None:
-                raise EndpointError(f"the inference server exited with code {self.process.returncode}; "
-                                    f"its log: {self.log}\n{tail(self.log)}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as reply:
-                    if reply.status == 200:
-                        return time.monotonic() - start
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise EndpointError(f"the inference server was not healthy within {timeout} s; its log: {self.log}")
+        try:
+            while time.monotonic() - start < timeout:
+                if self.process.poll() is not None:
+                    raise EndpointError(f"the inference server exited with code {self.process.returncode}; "
+                                        f"its log: {self.log}\n{tail(self.log)}")
+                try:
+                    with urllib.request.urlopen(self.url + "/", timeout=2) as reply:
+                        if reply.status == 200:
+                            return time.monotonic() - start
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    time.sleep(0.2)
+            raise EndpointError(f"the inference server was not healthy within {timeout} s; its log: {self.log}")
+        except BaseException:
+            self.stop()
+            raise
 
     def score(self, body: dict | str, timeout: float = 30, request_id: str | None = None) -> tuple[int, dict]:
         """POST a request to /score; return (HTTP status, JSON answer)."""
@@ -80,6 +91,7 @@ class LocalEndpoint:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._cut_lifeline()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -91,6 +103,12 @@ class LocalEndpoint:
         except ProcessLookupError:
             pass
         self.process.wait(timeout=10)
+        self._cut_lifeline()
+
+    def _cut_lifeline(self) -> None:
+        if self.lifeline is not None:
+            os.close(self.lifeline)
+            self.lifeline = None
 
     def __enter__(self) -> "LocalEndpoint":
         return self
@@ -109,12 +127,22 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
     env = {**os.environ, "AZUREML_ENTRY_SCRIPT": str(package_dir / "score.py"),
            "AZUREML_MODEL_DIR": str(package_dir / "model"), "AML_APP_ROOT": str(package_dir)}
     log = package_dir.parent / f"endpoint-{port}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelfactory.serving.launch", "--host", host, "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=package_dir,
-            start_new_session=True)  # its own process group: stop() and a kill reach the workers too
-    return LocalEndpoint(process, host, port, log)
+    # The server holds the read end; only we hold the write end (os.pipe's ends are not inherited
+    # by other children). When we end, however we end, the server reads end-of-file and stops.
+    watch, lifeline = os.pipe()
+    try:
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "modelfactory.serving.launch", "--host", host, "--port", str(port),
+                 "--workers", str(workers), "--lifeline", str(watch)], env=env, stdout=out,
+                stderr=subprocess.STDOUT, cwd=package_dir, pass_fds=(watch,),
+                start_new_session=True)  # its own process group: stop() and a kill reach the workers too
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        os.close(watch)
+    return LocalEndpoint(process, host, port, log, lifeline)
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -32,6 +32,11 @@ scored = None  # the ScoredDataWriter, when serving.json names a folder
 DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 INTEGRAL = {"long", "integer"}
 SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
+# An error names what is wrong, but never echoes a request back in full: a client can send a
+# million column names, or one value of ten megabytes. Lists and values are cut to these sizes.
+SHOWN_GIVEN = 5  # names the client sent (unknown columns)
+SHOWN_EXPECTED = 50  # the model's own column names
+SHOWN_CHARS = 60  # one name or one value
 
 
 class BadRequest(ValueError):
@@ -232,9 +237,10 @@ def parse_request(raw_data):
     missing = [c for c in expected if c not in given]
     extra = [c for c in given if c not in expected]
     if missing:
-        raise BadRequest(f"missing column(s): {', '.join(missing)}")
+        raise BadRequest(f"missing column(s): {_names(missing, SHOWN_EXPECTED)}")
     if extra:
-        raise BadRequest(f"unknown column(s): {', '.join(extra)}; the model takes {', '.join(expected)}")
+        raise BadRequest(f"unknown column(s): {_names(extra, SHOWN_GIVEN)}; "
+                         f"the model takes {_names(expected, SHOWN_EXPECTED)}")
     if len(set(given)) != len(given):
         raise BadRequest("a column appears twice in input_data.columns")
     rows = body["data"]
@@ -256,10 +262,21 @@ def parse_request(raw_data):
             kind = types[name]
             if kind in DTYPES and (isinstance(value, bool) or not isinstance(value, (int, float))
                                    or not math.isfinite(value)):
-                raise BadRequest(f"row {number}, column '{name}': expected a number, got {json.dumps(value)}")
+                raise BadRequest(f"row {number}, column '{name}': expected a number, got {_clip(json.dumps(value))}")
             if kind in INTEGRAL and not float(value).is_integer():
-                raise BadRequest(f"row {number}, column '{name}': expected a whole number, got {json.dumps(value)}")
+                raise BadRequest(f"row {number}, column '{name}': expected a whole number, got {_clip(json.dumps(value))}")
     return pd.DataFrame(rows, columns=given)[expected].astype({n: DTYPES[t] for n, t in columns if t in DTYPES})
+
+
+def _clip(text):
+    """A name or value short enough for an error message."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _names(names, shown):
+    """The first ``shown`` names, and how many more there are."""
+    listed = ", ".join(_clip(str(n)) for n in names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
 
 
 def _fast_frame(rows, given, expected):
