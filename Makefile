@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 run: $(STAMP) ## create .venv if needed, then run the demo pipeline for every demo model
 	$(BIN)/modelfactory run
 
-test: $(STAMP) ## run the whole suite: unit, notebooks (nbval), end-to-end, failure paths
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+test: $(STAMP) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope
 
 install: $(STAMP) ## create .venv and install the pinned environment plus this project
 

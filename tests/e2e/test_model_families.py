@@ -84,6 +84,7 @@ def test_each_familys_package_answers_through_score_py(trained, model, tmp_path)
     folder = project / "runs" / _run_of(project, model)["run_id"]
     holdout = pd.read_parquet(folder / "train" / "holdout.parquet").drop(columns="target").head(10)
     settings = {"max_rows": 100, "base_image": "python:3.11-slim",
+                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 10, "flush_seconds": 1.0}}
     deploy.package_model(folder / "train" / "model", tmp_path / "package", holdout, settings, model, "1")
     scorer = deploy.load_scoring_script(tmp_path / "package")

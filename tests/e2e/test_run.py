@@ -313,7 +313,7 @@ def test_serve_version_must_be_a_version_number(full_run, version):
     done = cli(project, "serve", "--model", "diabetes", "--version", version, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: --version {version}: not a model version; give a registered version "
-                                   "number, e.g. --version 3 (see: modelfactory champion --model diabetes)")
+                                   "number, e.g. --version 3 (see: modelfactory champion --model diabetes --env dev)")
 
 
 def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):

@@ -75,6 +75,7 @@ def test_each_family_loads_as_sklearn_and_pyfunc_from_mlflow_and_from_its_folder
 def test_a_tree_package_answers_through_score_py(logged, tmp_path):
     item = logged[1]["sklearn.ensemble.HistGradientBoostingRegressor"]
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
+                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
     deploy.package_model(item["folder"], tmp_path / "package", item["x"], settings, "hgb", "1")
     scorer = deploy.load_scoring_script(tmp_path / "package")
@@ -106,6 +107,7 @@ def test_a_model_file_with_an_unrecorded_type_is_refused_everywhere(swapped, tmp
                    {"chunk_rows": 10, "on_bad_rows": "skip"}, progress=False)
     assert not (tmp_path / "out.parquet").exists()
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
+                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
     deploy.package_model(folder, tmp_path / "package", x, settings, "swapped", "1")
     with pytest.raises(RuntimeError, match=r"refused to load the model in .*Untrusted types found in the file: "
