@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelfactory import paths
-from modelfactory.errors import PipelineError
+from modelfactory.errors import ParamsError, PipelineError
+from modelfactory.yamlfile import read_yaml
 
 
 class StageSpec(BaseModel):
@@ -77,9 +77,9 @@ def load_pipeline(name_or_path: str = "training", root: Path | None = None) -> P
         known = sorted(p.stem for p in paths.pipelines_dir(root).glob("*.yaml"))
         raise PipelineError(f"no pipeline definition {shown} (pipelines/ has {', '.join(known) or 'none'})")
     try:
-        spec = PipelineSpec.model_validate(yaml.safe_load(path.read_text()))
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{shown}: YAML does not parse: {exc}") from None
+        spec = PipelineSpec.model_validate(read_yaml(path, root))  # UTF-8, no aliases, one-line errors
+    except ParamsError as exc:
+        raise PipelineError(str(exc)) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         raise PipelineError(f"{shown}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None

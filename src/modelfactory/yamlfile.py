@@ -62,7 +62,7 @@ def refuse_aliases(text: str, shown: str, lines: bool = True) -> None:
     for event in yaml.parse(text, Loader=LOADER):
         if isinstance(event, yaml.AliasEvent):
             raise ParamsError(f"{_where(shown, event.start_mark if lines else None)}: YAML aliases "
-                              f"(*{event.anchor}) are not allowed in params; write the value out")
+                              f"(*{event.anchor}) are not allowed in this project's YAML; write the value out")
 
 
 def _where(shown: str, mark) -> str:

@@ -206,7 +206,7 @@ def test_an_alias_bomb_in_a_file_is_refused_at_once(project):
     done = run_cli(project, "params", "--model", "diabetes", timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"error: params/models/diabetes.yaml:{first_alias_line}: YAML aliases (*l0) are not "
-                           "allowed in params; write the value out\n")
+                           "allowed in this project's YAML; write the value out\n")
 
 
 def test_an_alias_bomb_in_set_is_refused_at_once(project):
@@ -215,7 +215,7 @@ def test_an_alias_bomb_in_set_is_refused_at_once(project):
     done = run_cli(project, "run", "--model", "diabetes", "--set", f"model.description=[{', '.join(levels)}]",
                    timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == ("error: --set model.description: YAML aliases (*l0) are not allowed in params; "
+    assert done.stderr == ("error: --set model.description: YAML aliases (*l0) are not allowed in this project's YAML; "
                            "write the value out\n")
     assert not (project / "runs").exists()
 

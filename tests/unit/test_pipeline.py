@@ -31,7 +31,8 @@ def test_select_stages_keeps_pipeline_order_and_rejects_unknown():
     (("    needs:\n      explore: [dataset.parquet]", "    needs:\n      deploy: [package]"),
      "pipelines/training.yaml: stage train needs 'deploy', which is not an earlier stage (explore)"),
     (("- name: evaluate", "- name: train"), "pipelines/training.yaml: stage 'train' appears twice"),
-    (("stages:", "stages: ["), "pipelines/training.yaml: YAML does not parse"),
+    (("stages:", "stages: ["), "pipelines/training.yaml:"),
+    (("stages:", "x: &a [1, 1]\ny: [*a, *a]\nstages:"), "pipelines/training.yaml:8: YAML aliases (*a) are not allowed"),
 ])
 def test_malformed_pipeline_is_one_line(tmp_path, edit, message):
     root = copy_project(tmp_path / "p")
@@ -40,7 +41,16 @@ def test_malformed_pipeline_is_one_line(tmp_path, edit, message):
     with pytest.raises(PipelineError) as info:
         load_pipeline("training", root)
     assert str(info.value).startswith(message)
-    assert "\n" not in str(info.value).split("YAML does not parse")[0]
+    assert "\n" not in str(info.value)
+
+
+def test_a_pipeline_file_that_is_not_utf8_is_one_line(tmp_path):
+    root = copy_project(tmp_path / "p")
+    path = root / "pipelines" / "training.yaml"
+    path.write_bytes(path.read_bytes().replace(b"stages:", b"# caf\xe9\nstages:", 1))
+    with pytest.raises(PipelineError) as info:
+        load_pipeline("training", root)
+    assert str(info.value).startswith("pipelines/training.yaml:") and "not UTF-8 text" in str(info.value)
 
 
 def test_unknown_pipeline_lists_what_exists(tmp_path):
