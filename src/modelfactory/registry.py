@@ -98,10 +98,11 @@ def load_champion(name: str):
 
 
 def load_version(name: str, version: str | None):
-    """A registered version as a scikit-learn object; None for None."""
-    import mlflow.sklearn
+    """A registered version as a scikit-learn object; None for None. Loaded like every other model
+    (``tracking.load_model``): a file holding a type its MLmodel does not list is refused in one line."""
+    from modelfactory import tracking
 
-    return None if version is None else mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return None if version is None else tracking.load_model(f"models:/{name}/{version}")
 
 
 def promote_candidate(name: str, verdict: Mapping, writes_registry: bool = True) -> dict:
