@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -74,7 +75,21 @@ def build_estimator(spec: Mapping, seed: int | None = None, key: str = "train"):
     if seed is not None and "random_state" in allowed and "random_state" not in hyper:
         hyper["random_state"] = seed
     steps = [("scale", StandardScaler())] if spec["scale_features"] else []
-    return Pipeline([*steps, ("model", cls(**hyper))])
+    return Pipeline([*steps, ("model", _check_values(cls(**hyper), key))])
+
+
+def _check_values(estimator, key: str):
+    """Check hyperparameter values against the estimator's own constraints (scikit-learn declares
+    them for its estimators), so ``alpha: abc`` is a params error, not a failed train cell."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        getattr(estimator, "_validate_params", lambda: None)()
+    except InvalidParameterError as exc:
+        found = re.search(r"The '(\w+)' parameter", str(exc))
+        where = f"{key}.{found.group(1)}" if found else key
+        raise ParamsError(f"{where}: {' '.join(str(exc).split())}") from None
+    return estimator
 
 
 def _import_class(dotted: str, key: str):

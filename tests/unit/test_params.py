@@ -244,6 +244,19 @@ def test_nan_in_a_file_names_the_file(proj, capsys):
 
 
 @pytest.mark.parametrize("args,expected", [
+    (["--set", "train.alpha=abc"], "--set: train.alpha: The 'alpha' parameter of Ridge must be a float in the "
+     "range [0.0, inf) or an array-like. Got 'abc' instead."),
+    (["--set", "evaluate.baseline.strategy=middle"], "--set: evaluate.baseline.strategy: The 'strategy' parameter "
+     "of DummyRegressor must be a str among"),
+])
+def test_a_hyperparameter_value_the_estimator_refuses_is_a_params_error(proj, capsys, args, expected):
+    """Found by the newcomer: `--set train.alpha=abc` passed `params` and failed in the train cell."""
+    assert one_line_error(capsys, "params", "--model", "diabetes", *args).startswith(expected)
+    assert cli.main(["run", "--model", "diabetes", *args]) == 2
+    assert not (proj / "runs").exists()
+
+
+@pytest.mark.parametrize("args,expected", [
     (["--set", "train.alpah=1"], "--set: train.alpah: Ridge has no hyperparameter 'alpah'; did you mean 'alpha'?"),
     (["--set", "train.estimator=sklearn.linear_model.Rigde"],
      "--set: train.estimator: module 'sklearn.linear_model' has no class 'Rigde'; did you mean "
