@@ -19,6 +19,7 @@ from modelfactory.errors import ModelfactoryError
 
 RUN_FILE = "tracking.json"
 TRUSTED_TYPES_TAG = "model.skops_trusted_types"
+DIGEST_CHARS = 36               # the longest digest MLflow's store keeps; the full hash goes in a tag
 
 
 def tracking_uri(params: Mapping) -> str:
@@ -98,6 +99,18 @@ def _parent_run(params: Mapping, run_dir: Path, experiment_id: str, tags: Mappin
         client.set_terminated(parent.info.run_id, status="FINISHED")
     _write_json(record, {"parent_run_id": parent.info.run_id, "experiment_id": experiment_id})
     return parent.info.run_id
+
+
+def log_data_input(frame, record: Mapping, target: str) -> None:
+    """Log the data a stage read as the active run's MLflow dataset input: its source URI as the
+    dataset's source, its content hash as the digest, and the version and full hash as tags."""
+    import mlflow
+
+    name = f"{record['name']}:{record['version']}" if record.get("version") else record["name"]
+    dataset = mlflow.data.from_pandas(frame, source=record["uri"], targets=target, name=name,
+                                      digest=record["hash"][:DIGEST_CHARS])
+    tags = {"source": record["source"], "version": str(record.get("version")), "content_hash": record["hash"]}
+    mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def finish_interactive_parent(run_dir: Path) -> None:
