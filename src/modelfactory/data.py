@@ -33,11 +33,12 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
         raise DataValidationError(f"{where}: column '{target}' (data.target) is empty in all {len(frame)} rows")
     frame = frame[[c for c in frame.columns if c != target] + [target]]
     frame.attrs["source"] = ref.record()
-    _log_input(frame, ref.record(), target)
+    location = (ref.files[0] if len(ref.files) == 1 else ref.files[0].parent) if ref.files else None
+    _log_input(frame, ref.record(), target, location)
     return frame
 
 
-def _log_input(frame: pd.DataFrame, record: Mapping, target: str) -> None:
+def _log_input(frame: pd.DataFrame, record: Mapping, target: str, location) -> None:
     """Record the data as the active MLflow run's dataset input; without an active run (the CLI,
     batch scoring) nothing is logged and mlflow is not imported."""
     import sys
@@ -46,7 +47,7 @@ def _log_input(frame: pd.DataFrame, record: Mapping, target: str) -> None:
     if mlflow is not None and mlflow.active_run() is not None:
         from modelfactory.tracking import log_data_input
 
-        log_data_input(frame, record, target)
+        log_data_input(frame, record, target, location)
 
 
 def require_unique_columns(frame: pd.DataFrame, where: str) -> None:

@@ -101,15 +101,24 @@ def _parent_run(params: Mapping, run_dir: Path, experiment_id: str, tags: Mappin
     return parent.info.run_id
 
 
-def log_data_input(frame, record: Mapping, target: str) -> None:
-    """Log the data a stage read as the active run's MLflow dataset input: its source URI as the
-    dataset's source, its content hash as the digest, and the version and full hash as tags."""
+def log_data_input(frame, record: Mapping, target: str, location: Path | None = None) -> None:
+    """Log the data a stage read as the active run's MLflow dataset input.
+
+    Its digest is the start of the content hash; the tags hold the source kind, URI, version and the
+    full hash. ``location`` (a local file or folder) becomes the dataset's source; MLflow has no
+    resolver for our URIs (``penguins:3``, ``sklearn:diabetes``), so those go in the tags.
+    """
+    import warnings
+
     import mlflow
 
     name = f"{record['name']}:{record['version']}" if record.get("version") else record["name"]
-    dataset = mlflow.data.from_pandas(frame, source=record["uri"], targets=target, name=name,
-                                      digest=record["hash"][:DIGEST_CHARS])
-    tags = {"source": record["source"], "version": str(record.get("version")), "content_hash": record["hash"]}
+    with warnings.catch_warnings():  # a local path matches MLflow's two local-artifact resolvers; either is right
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(frame, source=str(location) if location else None, targets=target,
+                                          name=name, digest=record["hash"][:DIGEST_CHARS])
+    tags = {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
+            "content_hash": record["hash"]}
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
