@@ -249,3 +249,45 @@ def test_list_and_show_print_versions_schema_hash_and_the_runs_that_used_them(pr
     assert (missing.returncode, missing.stderr) == (2, "error: data.dataset diab:2: no such version; diab has 1\n")
     same = cli(project, "data", "register", "diab", "d.csv")
     assert same.stdout == f"diab:1 already holds this content (hash {record['hash'][:12]}); nothing copied\n"
+
+
+def test_a_run_on_changed_registered_data_stops_with_exit_2_before_a_kernel(project, frame):
+    frame.to_csv(project / "d.csv", index=False)
+    record, _ = data_registry.register_file("diab", project / "d.csv")
+    stored = data_registry.version_file(record)
+    stored.chmod(0o644)
+    with open(stored, "a") as handle:
+        handle.write("1,2,3,4,5,6,7,8,9,10,11\n")
+    done = cli(project, "run", "--model", "diabetes", "--stages", "explore",
+               "--set", "data.source=registered", "--set", "data.dataset=diab")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: data/registry/diab/v1/d.csv: content changed since it was registered as "
+                                  f"diab:1 (hash {record['hash'][:12]}, now ")
+    assert len(done.stderr.splitlines()) == 1 and not (project / "runs").exists()
+
+
+def test_a_registered_dataset_name_is_checked_with_the_params(project):
+    from modelfactory.params import resolve
+
+    with pytest.raises(ParamsError) as info:
+        resolve("diabetes", "dev", ["data.source=registered", "data.dataset=Penguins v2"])
+    assert str(info.value) == ("--set: data.dataset: 'Penguins v2' is not NAME, NAME:VERSION or NAME:latest of a "
+                               "registered dataset (data.source: registered)")
+    assert resolve("diabetes", "dev", ["data.source=registered", "data.dataset=penguins:3"])["data"]["dataset"] == \
+        "penguins:3"
+
+
+def test_a_run_that_reuses_explore_records_the_data_of_the_run_it_reuses(project, tmp_path):
+    from modelfactory import runner
+    from modelfactory.params import resolve
+    from modelfactory.pipeline import load_pipeline
+
+    pipeline = load_pipeline("training")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    used = {"source": "registered", "name": "diab", "uri": "diab:2", "version": "2", "hash": "ab" * 32}
+    (earlier / "manifest.json").write_text(json.dumps({"data": used}))
+    params = resolve("diabetes", "dev")
+    assert runner._data_record(pipeline, ["train", "evaluate"], params, {"explore": earlier}) == used
+    fresh = runner._data_record(pipeline, ["explore", "train"], params, {})
+    assert (fresh["source"], fresh["uri"]) == ("sklearn", "sklearn:diabetes")
