@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import glob
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from modelfactory.errors import DataValidationError, ParamsError
 CHUNK_BYTES = 1 << 20          # hashing reads this much at a time, whatever the file's size
 SNIFF_BYTES = 8192             # how much of a CSV is looked at to tell text from binary
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
 
 @dataclass(frozen=True)
@@ -155,20 +157,12 @@ def _first_line(exc: Exception) -> str:
 
 def file_schema(path: Path) -> tuple[dict[str, str], int]:
     """``({column: type}, rows)`` of one file: from Parquet's metadata, or by streaming a CSV."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     if check_file(path) == "parquet":
         meta = _parquet_file(path)
         schema = meta.schema_arrow
         rows = meta.metadata.num_rows
     else:
-        try:
-            with pacsv.open_csv(path) as reader:
-                schema = reader.schema
-                rows = sum(batch.num_rows for batch in reader)
-        except pa.ArrowException as exc:
-            raise DataValidationError(f"{shown(path)}: not a readable CSV file ({_first_line(exc)})") from None
+        schema, rows = _stream_csv(path)
     if not len(schema.names):
         raise DataValidationError(f"{shown(path)}: no columns")
     if rows == 0:
@@ -176,8 +170,33 @@ def file_schema(path: Path) -> tuple[dict[str, str], int]:
     return {name: str(schema.field(name).type) for name in schema.names}, rows
 
 
+def _stream_csv(path: Path, column_types: dict | None = None):
+    """A CSV's schema and row count, one block in memory at a time.
+
+    The stream fixes each column's type from the first block; when a later block holds text in a
+    column typed as numbers, that column is read as text and the stream starts again, which is the
+    type a whole-file ``read_csv`` gives it too (so the registry records what a stage reads).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    column_types = dict(column_types or {})
+    try:
+        with pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(column_types=column_types)) as reader:
+            return reader.schema, sum(batch.num_rows for batch in reader)
+    except pa.ArrowException as exc:
+        found = _CONVERSION.search(str(exc))
+        if found:
+            names = pacsv.open_csv(path).schema.names
+            index = int(found.group(1))
+            if index < len(names) and names[index] not in column_types:
+                return _stream_csv(path, {**column_types, names[index]: pa.string()})
+        raise DataValidationError(f"{shown(path)}: not a readable CSV file ({_first_line(exc)})") from None
+
+
 def check_target(files: tuple[Path, ...], target: str) -> None:
     """Refuse data whose target column is absent from a file, or has no value in any row."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     empty_rows, rows = 0, 0
@@ -197,7 +216,9 @@ def check_target(files: tuple[Path, ...], target: str) -> None:
             table = _parquet_file(path).read(columns=[target])
             empty_rows += table.column(target).null_count
             continue
-        options = pacsv.ConvertOptions(include_columns=[target])
+        # read as text, so a target of mixed types cannot fail here; empty and NA-like cells are nulls
+        options = pacsv.ConvertOptions(include_columns=[target], column_types={target: pa.string()},
+                                       strings_can_be_null=True)
         with pacsv.open_csv(path, convert_options=options) as reader:
             empty_rows += sum(batch.column(0).null_count for batch in reader)
     if rows and empty_rows == rows:

@@ -291,3 +291,15 @@ def test_a_run_that_reuses_explore_records_the_data_of_the_run_it_reuses(project
     assert runner._data_record(pipeline, ["train", "evaluate"], params, {"explore": earlier}) == used
     fresh = runner._data_record(pipeline, ["explore", "train"], params, {})
     assert (fresh["source"], fresh["uri"]) == ("sklearn", "sklearn:diabetes")
+
+
+def test_a_csv_column_that_turns_to_text_after_the_first_block_is_recorded_as_read(project):
+    # pyarrow's stream types columns from its first block (1 MiB); the whole-file reader sees all rows
+    rows = "".join(f"{i},{i},{i % 7}\n" for i in range(200_000))
+    (project / "late.csv").write_text("a,code,target\n" + rows + "7,x-12,3\n")
+    assert (project / "late.csv").stat().st_size > 2 << 20
+    ref = sources.check_source(spec("file", "late.csv"))
+    columns, count = sources.file_schema(project / "late.csv")
+    assert (columns, count) == ({"a": "int64", "code": "string", "target": "int64"}, 200_001)
+    frame = sources.read(ref)
+    assert frame["code"].iloc[-1] == "x-12" and frame["a"].dtype == "int64"
