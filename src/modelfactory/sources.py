@@ -16,14 +16,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from modelfactory import paths
 from modelfactory.errors import DataValidationError, ParamsError
 
 CHUNK_BYTES = 1 << 20          # hashing reads this much at a time, whatever the file's size
 SNIFF_BYTES = 8192             # how much of a CSV is looked at to tell text from binary
+if TYPE_CHECKING:  # pandas and pyarrow load only when rows are read: `data list` stays quick
+    import pandas as pd
+
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
