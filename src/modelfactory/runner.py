@@ -396,7 +396,7 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
         if record["status"] in ("succeeded", "failed", "interrupted"):
             files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html")) if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
-    args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED")]
+    args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
     code = ("from modelfactory.tracking import finish_pipeline_run as _mf_finish\n"
             f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
     kernel = pool.current

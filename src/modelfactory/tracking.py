@@ -112,14 +112,21 @@ def log_data_input(frame, record: Mapping, target: str, location: Path | None = 
 
     import mlflow
 
-    name = f"{record['name']}:{record['version']}" if record.get("version") else record["name"]
+    name = _dataset_name(record)
     with warnings.catch_warnings():  # a local path matches MLflow's two local-artifact resolvers; either is right
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
         dataset = mlflow.data.from_pandas(frame, source=str(location) if location else None, targets=target,
                                           name=name, digest=record["hash"][:DIGEST_CHARS])
-    tags = {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
+    mlflow.log_input(dataset, context="training", tags=_data_tags(record))
+
+
+def _dataset_name(record: Mapping) -> str:
+    return f"{record['name']}:{record['version']}" if record.get("version") else record["name"]
+
+
+def _data_tags(record: Mapping) -> dict[str, str]:
+    return {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
             "content_hash": record["hash"]}
-    mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def finish_interactive_parent(run_dir: Path) -> None:
@@ -232,7 +239,7 @@ def pin_requirements(names: Sequence[str]) -> list[str]:
 
 
 def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[Sequence],
-                        parent_status: str) -> None:
+                        parent_status: str, data: Mapping | None = None) -> None:
     """Close a pipeline run in MLflow, however it ended.
 
     Args:
@@ -240,6 +247,8 @@ def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[S
         run_dir: the run folder, holding tracking.json files written by the stages.
         stages: ``[stage, status, [files to attach]]`` for each stage that ran.
         parent_status: the final status of the pipeline's parent run.
+        data: the manifest's record of the data the run read (source, URI, version, hash); it becomes
+            the parent run's dataset input, so the run that holds the model names its data.
     """
     import mlflow
 
@@ -258,7 +267,15 @@ def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[S
         client.set_terminated(run_id, status=status)
     parent_record = Path(run_dir) / RUN_FILE
     if parent_record.is_file():
-        client.set_terminated(json.loads(parent_record.read_text())["parent_run_id"], status=parent_status)
+        parent_id = json.loads(parent_record.read_text())["parent_run_id"]
+        if data:
+            from mlflow.entities import Dataset, DatasetInput, InputTag
+
+            dataset = Dataset(name=_dataset_name(data), digest=data["hash"][:DIGEST_CHARS], source_type="modelfactory",
+                              source=json.dumps({"uri": data["uri"]}))
+            tags = [InputTag(k, v) for k, v in {"mlflow.data.context": "training", **_data_tags(data)}.items()]
+            client.log_inputs(parent_id, datasets=[DatasetInput(dataset, tags=tags)])
+        client.set_terminated(parent_id, status=parent_status)
 
 
 def _write_json(path: Path, data: Mapping) -> None:

@@ -52,6 +52,12 @@ def test_a_run_on_registered_data_records_its_version_and_hash(registered_run):
     tags = {t.key: t.value for t in used.tags}
     assert (tags["uri"], tags["version"], tags["content_hash"], tags["source"]) == ("tumours:1", "1", content,
                                                                                     "registered")
+    # the pipeline's parent run, which holds the trained model's stage runs, names the same data
+    (parent,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                   filter_string=f"attributes.run_name = 'tumours-{manifest['run_id']}'")
+    (used,) = parent.inputs.dataset_inputs
+    assert (used.dataset.name, used.dataset.digest) == ("tumours:1", content[:36])
+    assert {t.key: t.value for t in used.tags}["content_hash"] == content
 
 
 def test_data_show_lists_the_run_that_used_the_version(registered_run):
