@@ -113,11 +113,14 @@ def log_data_input(frame, record: Mapping, target: str, location: Path | None = 
     import mlflow
 
     name = _dataset_name(record)
-    with warnings.catch_warnings():  # a local path matches MLflow's two local-artifact resolvers; either is right
+    with warnings.catch_warnings():
+        # A local path matches MLflow's two local-artifact resolvers (either is right); and the schema
+        # it infers is a record of the table, not a serving signature, so its integer-column hint is noise.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(frame, source=str(location) if location else None, targets=target,
                                           name=name, digest=record["hash"][:DIGEST_CHARS])
-    mlflow.log_input(dataset, context="training", tags=_data_tags(record))
+        mlflow.log_input(dataset, context="training", tags=_data_tags(record))  # the schema is inferred here
 
 
 def _dataset_name(record: Mapping) -> str:
