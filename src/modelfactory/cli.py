@@ -79,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("notebooks", help="re-execute notebooks/ in place, so their saved outputs are current")
 
+    data = sub.add_parser("data", help="the data registry: register, list and show versioned raw data")
+    data_sub = data.add_subparsers(dest="data_action", required=True, metavar="ACTION")
+    register = data_sub.add_parser("register", help="store a CSV or Parquet file as a new immutable version")
+    register.add_argument("name", metavar="NAME", help="the dataset's name (lowercase, e.g. penguins)")
+    where = register.add_mutually_exclusive_group(required=True)
+    where.add_argument("path", nargs="?", metavar="PATH", help="the file to register")
+    where.add_argument("--from-folder", metavar="LANDING",
+                       help="register the newest file in this folder, if it changed since the last version")
+    data_sub.add_parser("list", help="every registered version: rows, columns, hash, when, runs")
+    show_data = data_sub.add_parser("show", help="one dataset's versions with their schema and the runs that used them")
+    show_data.add_argument("name", metavar="NAME[:VERSION]")
+
     promote = sub.add_parser("promote", help="make a registered version the champion (the old one is kept for rollback)")
     promote.add_argument("--model", required=True, metavar="M")
     _add_env_arg(promote)
@@ -254,6 +266,48 @@ def _cmd_params(args, argv) -> int:
     return 0
 
 
+def _cmd_data(args, argv) -> int:
+    from modelfactory import data_registry, paths
+
+    if args.data_action == "register":
+        if args.from_folder:
+            record, created = data_registry.register_newest(args.name, Path(args.from_folder))
+        else:
+            record, created = data_registry.register_file(args.name, Path(args.path))
+        where = paths.relative_to_root(data_registry.version_file(record))
+        if created:
+            print(f"registered {record['name']}:{record['version']} ({record['rows']} rows, {len(record['columns'])} "
+                  f"columns, hash {record['hash'][:12]}) -> {where}")
+        else:
+            print(f"{record['name']}:{record['version']} already holds this content (hash {record['hash'][:12]}); "
+                  "nothing copied")
+        return 0
+    if args.data_action == "list":
+        versions = data_registry.list_versions()
+        if not versions:
+            print("no registered data yet: modelfactory data register NAME FILE")
+            return 0
+        print(f"{'name:version':24} {'rows':>9} {'cols':>4} {'hash':12} {'registered':25} runs")
+        for r in versions:
+            used = len(data_registry.runs_using(r["name"], r["version"]))
+            print(f"{r['name'] + ':' + str(r['version']):24} {r['rows']:>9} {len(r['columns']):>4} "
+                  f"{r['hash'][:12]:12} {r['registered']:25} {used}")
+        return 0
+    name, _, version = args.name.partition(":")
+    chosen = [data_registry.find_version(name, version)] if version else data_registry.list_versions(name)
+    if not chosen:
+        data_registry.find_version(name)  # raises the one-line "no such registered dataset"
+    for r in chosen:
+        print(f"{r['name']}:{r['version']}  {r['rows']} rows, {len(r['columns'])} columns, {r['size_bytes']} bytes")
+        print(f"  hash        {r['hash']}")
+        print(f"  registered  {r['registered']} from {r['registered_from']}")
+        print(f"  file        {paths.relative_to_root(data_registry.version_file(r))}")
+        print("  schema      " + ", ".join(f"{c}: {t}" for c, t in r["columns"].items()))
+        used = data_registry.runs_using(r["name"], r["version"])
+        print("  used by     " + (", ".join(f"{u['run_id']} ({u['status']})" for u in used) or "no runs yet"))
+    return 0
+
+
 def _cmd_notebooks(args, argv) -> int:
     from modelfactory.refresh import refresh_notebooks
 
@@ -422,7 +476,7 @@ def _azure(command):
 
 
 COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
-            "notebooks": _cmd_notebooks}
+            "notebooks": _cmd_notebooks, "data": _cmd_data}
 
 
 if __name__ == "__main__":

@@ -1,41 +1,53 @@
-"""Raw data: load it, check it, split it. Pure functions on DataFrames; no paths here."""
+"""Raw data: load it (through sources.py, which owns the reading), check it, split it."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
-from modelfactory.errors import DataValidationError, ParamsError
-
-
-def _sklearn_dataset(name: str) -> pd.DataFrame:
-    from sklearn import datasets
-
-    loader = getattr(datasets, f"load_{name}", None)
-    if loader is None:
-        known = sorted(n.removeprefix("load_") for n in dir(datasets) if n.startswith("load_"))
-        raise ParamsError(f"data.dataset: scikit-learn bundles no dataset '{name}'; it has {', '.join(known)}")
-    bunch = loader(as_frame=True)
-    return bunch.frame
-
-
-# Where raw data can come from: a new source is one function plus one entry here.
-SOURCES: dict[str, Callable[[str], pd.DataFrame]] = {"sklearn": _sklearn_dataset}
+from modelfactory.errors import DataValidationError
 
 
 def load_dataset(data_params: Mapping) -> pd.DataFrame:
-    """Materialise the raw dataset named in ``params['data']``, target column last."""
-    frame = SOURCES[data_params["source"]](data_params["dataset"])
+    """Materialise the raw dataset that ``params['data']`` names, target column last.
+
+    ``data.source`` picks the reader (sources.SOURCES); switching source is a params change only. The
+    source's URI, version and content hash go with the frame (``frame.attrs['source']``) and, when a
+    stage's MLflow run is active, into MLflow as the run's dataset input.
+    """
+    from modelfactory import sources
+
+    ref = sources.locate(data_params)
+    frame = sources.read(ref)
+    where = sources.shown(ref.files[0]) if len(ref.files) == 1 else f"dataset '{data_params['dataset']}'"
     target = data_params["target"]
-    require_unique_columns(frame, f"dataset '{data_params['dataset']}'")
+    require_unique_columns(frame, where)
     if target not in frame.columns:
         raise DataValidationError(
-            f"data.target: column '{target}' is not in dataset '{data_params['dataset']}' "
-            f"(columns: {', '.join(map(str, frame.columns))})"
+            f"{where}: column '{target}' (data.target) is not in the data; "
+            f"its columns: {', '.join(map(str, frame.columns))}"
         )
-    return frame[[c for c in frame.columns if c != target] + [target]]
+    if frame[target].isna().all():
+        raise DataValidationError(f"{where}: column '{target}' (data.target) is empty in all {len(frame)} rows")
+    frame = frame[[c for c in frame.columns if c != target] + [target]]
+    frame.attrs["source"] = ref.record()
+    location = (ref.files[0] if len(ref.files) == 1 else ref.files[0].parent) if ref.files else None
+    _log_input(frame, ref.record(), target, location)
+    return frame
+
+
+def _log_input(frame: pd.DataFrame, record: Mapping, target: str, location) -> None:
+    """Record the data as the active MLflow run's dataset input; without an active run (the CLI,
+    batch scoring) nothing is logged and mlflow is not imported."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and mlflow.active_run() is not None:
+        from modelfactory.tracking import log_data_input
+
+        log_data_input(frame, record, target, location)
 
 
 def require_unique_columns(frame: pd.DataFrame, where: str) -> None:

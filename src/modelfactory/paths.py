@@ -3,8 +3,8 @@
 The project root is the nearest folder, from the working directory upwards, that holds
 ``params/base.yaml``. That works from the repo root, from ``notebooks/`` in Jupyter, and from a
 papermill kernel, whatever its working directory. ``MODELFACTORY_PROJECT_DIR`` overrides the search.
-Runs and the tracking database may be moved with ``MODELFACTORY_RUNS_DIR`` and
-``MODELFACTORY_TRACKING_DIR`` (the tests use these).
+Runs, the tracking database and the data registry may be moved with ``MODELFACTORY_RUNS_DIR``,
+``MODELFACTORY_TRACKING_DIR`` and ``MODELFACTORY_DATA_DIR`` (the tests use these).
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ def scored_data_dir(model: str, root: Path | None = None) -> Path:
     override = os.environ.get("MODELFACTORY_SCORED_DIR")
     base = Path(override).expanduser().resolve() if override else (root or project_root()) / "data" / "scored"
     return base / model
+
+
+def data_registry_dir(root: Path | None = None) -> Path:
+    """The data registry: one folder per dataset name, one immutable sub-folder per version."""
+    override = os.environ.get("MODELFACTORY_DATA_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return (root or project_root()) / "data" / "registry"
 
 
 def tracking_dir(root: Path | None = None) -> Path:

@@ -74,15 +74,30 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> li
         stages = select_stages(pipeline, req.stages)
         sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run,
                               req.inputs)
-        checked.append((req, resolved, stages, sources))
+        checked.append((req, resolved, stages, sources, _data_record(pipeline, stages, resolved, sources)))
     return checked
+
+
+def _data_record(pipeline: PipelineSpec, stages: list[str], resolved: dict, reused: dict[str, Path]) -> dict | None:
+    """Which data the run reads: located and checked now when a selected stage reads it (a missing,
+    unreadable or empty file, or an absent target, is a user error before any kernel starts), else
+    taken from the run whose outputs are reused."""
+    from modelfactory import sources as data_sources
+
+    reader = pipeline.dataset.split("/", 1)[0] if pipeline.dataset else None
+    if reader in stages:
+        return data_sources.check_source(resolved["data"]).record()
+    if reader in reused:
+        record = reused[reader] / manifests.MANIFEST
+        return json.loads(record.read_text()).get("data") if record.is_file() else None
+    return None
 
 
 def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence[str]) -> list[PlannedRun]:
     """Create one run folder per checked request, with its params, reused inputs and manifest."""
     root = paths.project_root()
     planned = []
-    for req, resolved, stages, sources in checked:
+    for req, resolved, stages, sources, data_record in checked:
         model, env = resolved["model"]["name"], resolved["env"]["name"]
         run_id = new_run_id(model)
         run_dir = paths.runs_dir(root) / run_id
@@ -102,7 +117,7 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
             "status": "running", "created": manifests.now(), "finished": None,
             "command": "modelfactory " + " ".join(shlex.quote(a) for a in argv),
             "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
-            "overrides": list(req.overrides), "data_hash": None, "git": manifests.git_state(root),
+            "overrides": list(req.overrides), "data": data_record, "data_hash": None, "git": manifests.git_state(root),
             "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
             "process": manifests.process_identity(), "heartbeat": manifests.HEARTBEAT,
         }
@@ -381,7 +396,7 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
         if record["status"] in ("succeeded", "failed", "interrupted"):
             files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html")) if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
-    args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED")]
+    args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
     code = ("from modelfactory.tracking import finish_pipeline_run as _mf_finish\n"
             f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
     kernel = pool.current

@@ -8,6 +8,7 @@ estimator's own hyperparameters, which modeling.build_estimator checks against t
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -17,6 +18,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 # No hyphen in an environment's name: the registered model is "<model>-<env>", and model "a-b" in env
 # "c" must never share it with model "a" in env "b-c".
 ENV_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+REGISTERED_PATTERN = r"^[a-z][a-z0-9_-]*(:(latest|v?[0-9]+))?$"
 
 
 class Section(BaseModel):
@@ -48,14 +50,28 @@ class DataChecks(Section):
 
 
 class DataSection(Section):
-    """Where the raw data comes from and how it is split."""
+    """Where the raw data comes from and how it is split.
 
-    source: Literal["sklearn"]
-    dataset: str
+    ``source`` picks a reader in sources.SOURCES; ``dataset`` is what that reader takes: a bundled
+    dataset's name (sklearn), a CSV/Parquet file, folder or glob from the project root (file), or
+    ``NAME`` / ``NAME:VERSION`` / ``NAME:latest`` from the data registry (registered).
+    """
+
+    source: Literal["sklearn", "file", "registered"]
+    dataset: str = Field(min_length=1)
     target: str
     holdout_fraction: float = Field(gt=0.0, lt=1.0)
     stratify: bool
     checks: DataChecks
+
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_suits_source(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("source") == "registered" and not re.fullmatch(REGISTERED_PATTERN, value):
+            raise ValueError(f"'{value}' is not NAME, NAME:VERSION or NAME:latest of a registered dataset "
+                             "(data.source: registered)")
+        return value
 
 
 class EstimatorSpec(BaseModel):

@@ -19,6 +19,7 @@ from modelfactory.errors import ModelfactoryError
 
 RUN_FILE = "tracking.json"
 TRUSTED_TYPES_TAG = "model.skops_trusted_types"
+DIGEST_CHARS = 36               # the longest digest MLflow's store keeps; the full hash goes in a tag
 
 
 def tracking_uri(params: Mapping) -> str:
@@ -98,6 +99,37 @@ def _parent_run(params: Mapping, run_dir: Path, experiment_id: str, tags: Mappin
         client.set_terminated(parent.info.run_id, status="FINISHED")
     _write_json(record, {"parent_run_id": parent.info.run_id, "experiment_id": experiment_id})
     return parent.info.run_id
+
+
+def log_data_input(frame, record: Mapping, target: str, location: Path | None = None) -> None:
+    """Log the data a stage read as the active run's MLflow dataset input.
+
+    Its digest is the start of the content hash; the tags hold the source kind, URI, version and the
+    full hash. ``location`` (a local file or folder) becomes the dataset's source; MLflow has no
+    resolver for our URIs (``penguins:3``, ``sklearn:diabetes``), so those go in the tags.
+    """
+    import warnings
+
+    import mlflow
+
+    name = _dataset_name(record)
+    with warnings.catch_warnings():
+        # A local path matches MLflow's two local-artifact resolvers (either is right); and the schema
+        # it infers is a record of the table, not a serving signature, so its integer-column hint is noise.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        dataset = mlflow.data.from_pandas(frame, source=str(location) if location else None, targets=target,
+                                          name=name, digest=record["hash"][:DIGEST_CHARS])
+        mlflow.log_input(dataset, context="training", tags=_data_tags(record))  # the schema is inferred here
+
+
+def _dataset_name(record: Mapping) -> str:
+    return f"{record['name']}:{record['version']}" if record.get("version") else record["name"]
+
+
+def _data_tags(record: Mapping) -> dict[str, str]:
+    return {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
+            "content_hash": record["hash"]}
 
 
 def finish_interactive_parent(run_dir: Path) -> None:
@@ -210,7 +242,7 @@ def pin_requirements(names: Sequence[str]) -> list[str]:
 
 
 def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[Sequence],
-                        parent_status: str) -> None:
+                        parent_status: str, data: Mapping | None = None) -> None:
     """Close a pipeline run in MLflow, however it ended.
 
     Args:
@@ -218,6 +250,8 @@ def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[S
         run_dir: the run folder, holding tracking.json files written by the stages.
         stages: ``[stage, status, [files to attach]]`` for each stage that ran.
         parent_status: the final status of the pipeline's parent run.
+        data: the manifest's record of the data the run read (source, URI, version, hash); it becomes
+            the parent run's dataset input, so the run that holds the model names its data.
     """
     import mlflow
 
@@ -236,7 +270,15 @@ def finish_pipeline_run(params: Mapping, run_dir: str | Path, stages: Sequence[S
         client.set_terminated(run_id, status=status)
     parent_record = Path(run_dir) / RUN_FILE
     if parent_record.is_file():
-        client.set_terminated(json.loads(parent_record.read_text())["parent_run_id"], status=parent_status)
+        parent_id = json.loads(parent_record.read_text())["parent_run_id"]
+        if data:
+            from mlflow.entities import Dataset, DatasetInput, InputTag
+
+            dataset = Dataset(name=_dataset_name(data), digest=data["hash"][:DIGEST_CHARS], source_type="modelfactory",
+                              source=json.dumps({"uri": data["uri"]}))
+            tags = [InputTag(k, v) for k, v in {"mlflow.data.context": "training", **_data_tags(data)}.items()]
+            client.log_inputs(parent_id, datasets=[DatasetInput(dataset, tags=tags)])
+        client.set_terminated(parent_id, status=parent_status)
 
 
 def _write_json(path: Path, data: Mapping) -> None:
