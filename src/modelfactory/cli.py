@@ -8,6 +8,7 @@ terminated (SIGTERM, handled like Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly; what was written is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`modelfactory runs | head`): nothing is wrong. Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         # The command's work is done and recorded: a SIGTERM now simply ends the process, rather
         # than raise into interpreter shutdown, where Python can only print it as "ignored".
