@@ -35,8 +35,9 @@ bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/cli.py
 
+# Containers and Azure ML compute instances run as root, which Jupyter refuses without --allow-root.
 lab: $(STAMP) ## open the notebooks in JupyterLab (binds 127.0.0.1)
-	cd notebooks && ../$(BIN)/jupyter lab --ip 127.0.0.1
+	cd notebooks && ../$(BIN)/jupyter lab --ip 127.0.0.1 $(LAB_ARGS) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean: ## remove the virtualenv and caches (runs/ and mlruns/ hold your results: delete those by hand)
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info
