@@ -97,3 +97,28 @@ def relative_to_root(path: Path, root: Path | None = None) -> str:
         return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def command_prefix(root: Path | None = None) -> str:
+    """How to call ``modelfactory`` again, as pasted from the project root: the command this process
+    was started as (``.venv/bin/modelfactory``, or ``<python> -m modelfactory``), relative to the
+    project when it lives inside it, bare only when that same file is what the shell finds on PATH."""
+    import shlex
+    import shutil
+    import sys
+
+    root = root or project_root()
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("modelfactory")
+    if started.name in ("__main__.py", "-m", "-c") or not started.is_file():
+        program, tail = Path(sys.executable), " -m modelfactory"
+    else:
+        program, tail = started, ""
+    program = program.absolute()
+    on_path = shutil.which(program.name)
+    if on_path and Path(on_path).absolute() == program and not tail:
+        return program.name
+    try:
+        shown = program.relative_to(root.absolute()).as_posix()
+    except ValueError:
+        shown = str(program)
+    return shlex.quote(shown) + tail

@@ -425,7 +425,7 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
     details = getattr(error, "details", {})
     count = details.get("execution_count")
     where = f"at cell In [{count}]" if count else "at the cell after the red banner in the notebook"
-    rerun = (f"modelfactory run --model {run.params['model']['name']} --env {run.params['env']['name']} "
+    rerun = (f"{paths.command_prefix()} run --model {run.params['model']['name']} --env {run.params['env']['name']} "
              f"--stages {stage} --params-file {paths.relative_to_root(run.run_dir / 'params.yaml')} "
              f"--from-run {run.run_id}")
     lines = [

@@ -119,15 +119,15 @@ def test_wait_then_bring_home_prints_the_error_and_a_rerun_that_reproduces_it(st
                     r"gate", message)
     assert "notebook: runs/azureml-pipeline-job-1/evaluate/" in message
     assert [c.kwargs["output_name"] for c in client.jobs.download.call_args_list] == ["run", "run"]
-    assert command.startswith(f"MLFLOW_TRACKING_URI=sqlite:///{steps.tracking}/mlflow.db modelfactory run "
+    assert command.startswith(f"MLFLOW_TRACKING_URI=sqlite:///{steps.tracking}/mlflow.db {sys.executable} -m "
+                              "modelfactory run "
                               "--model diabetes --params-file runs/azureml-pipeline-job-1/evaluate/")
     assert "--stages evaluate --input train=runs/azureml-pipeline-job-1/train/" in command
     client.workspaces.get.assert_called_once_with("ws-stage")
 
-    # Pasted into a shell in the project, it fails the same way, at the same cell.
-    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    # Pasted into a shell in the project (no venv on PATH), it fails the same way, at the same cell.
     rerun = subprocess.run(["bash", "-c", command], cwd=steps.project, capture_output=True, text=True, timeout=600,
-                           env=clean_env(PATH=path))
+                           env=clean_env())
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr
     assert "ModelfactoryError: candidate rejected by the champion gate" in rerun.stdout
     assert len(list((steps.project / "runs").glob("*/manifest.json"))) == 1, "one rerun, of the params' model"

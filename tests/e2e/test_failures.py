@@ -42,7 +42,8 @@ def test_failing_cell_leaves_the_notebook_and_a_rerun_command(project):
     assert block[2] == f"  notebook: runs/{run['run_id']}/explore.ipynb"
     assert block[3] == f"  report:   runs/{run['run_id']}/explore.html"
     rerun = block[4].removeprefix("  rerun:    ")
-    assert rerun == (f"modelfactory run --model diabetes --env dev --stages explore "
+    # The command this test started (`<venv python> -m modelfactory`), so that it works when pasted.
+    assert rerun == (f"{sys.executable} -m modelfactory run --model diabetes --env dev --stages explore "
                      f"--params-file runs/{run['run_id']}/params.yaml --from-run {run['run_id']}")
     assert run["status"] == "failed"
     assert run["error"] == ("stage explore: DataValidationError: 1 data check(s) failed: rows: observed 442, "
@@ -53,7 +54,9 @@ def test_failing_cell_leaves_the_notebook_and_a_rerun_command(project):
     assert "An Exception was encountered at" in saved and "DataValidationError" in saved
     assert not (project / "runs" / run["run_id"] / "train.ipynb").exists()
 
-    again = cli(project, *rerun.split()[1:])  # the printed command, as a user pastes it
+    # the printed command, pasted into a shell in the project folder
+    again = subprocess.run(["bash", "-c", rerun], cwd=project, env=clean_env(), capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 1
     assert "DataValidationError: 1 data check(s) failed: rows: observed 442" in again.stdout
     assert runs_of(project)[-1]["stages"]["explore"]["status"] == "failed"

@@ -104,7 +104,7 @@ def bring_home(client, job_name: str, pipeline, say: Callable[[str], None] = pri
     # The job tracked to the workspace (its params leave tracking.uri empty); so does the rerun,
     # or the models the earlier steps logged there would not be found.
     tracking = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
-    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} modelfactory run --model {manifest['model']} "
+    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} {paths.command_prefix()} run --model {manifest['model']} "
                f"--params-file {shlex.quote(paths.relative_to_root(run_dir / 'params.yaml'))} "
                f"--pipeline {pipeline.name} --stages {failed}"
                + "".join(f" --input {need}={shlex.quote(paths.relative_to_root(folder))}" for need, folder in inputs.items()))
