@@ -26,6 +26,7 @@ import orjson  # parses a 1000-row request about 9x faster than the json module
 
 model = None
 columns = []  # [(name, type)] from the model's input signature
+optional = set()  # the columns where null is accepted: the signature's optional ones (the pipeline imputes them)
 max_rows = None
 scored = None  # the ScoredDataWriter, when serving.json names a folder
 
@@ -183,7 +184,7 @@ def _find_model_dir(root: Path) -> Path:
 
 def init():
     """Load the model and its input signature once, when the server starts."""
-    global model, columns, max_rows, scored
+    global model, columns, optional, max_rows, scored
     import mlflow.pyfunc
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -195,6 +196,7 @@ def init():
                            "which its MLmodel does not list in skops_trusted_types") from None
     schema = model.metadata.get_input_schema()
     columns = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
+    optional = {spec.name for spec in schema.inputs if not spec.required} if schema else set()
     settings_file = Path(__file__).with_name("serving.json")
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     max_rows = settings.get("max_rows")
@@ -258,8 +260,14 @@ def parse_request(raw_data):
             raise BadRequest(f"row {number}: expected a list of {len(given)} values, got {size}")
         for name, value in zip(given, row):
             if value is None:
+                if name in optional:  # the model's pipeline fills it in
+                    continue
                 raise BadRequest(f"row {number}, column '{name}': a value is required, got null")
             kind = types[name]
+            if kind == "string" and not isinstance(value, str):
+                raise BadRequest(f"row {number}, column '{name}': expected a string, got {_clip(json.dumps(value))}")
+            if kind == "boolean" and not isinstance(value, bool):
+                raise BadRequest(f"row {number}, column '{name}': expected true or false, got {_clip(json.dumps(value))}")
             if kind in DTYPES and (isinstance(value, bool) or not isinstance(value, (int, float))
                                    or not math.isfinite(value)):
                 raise BadRequest(f"row {number}, column '{name}': expected a number, got {_clip(json.dumps(value))}")
