@@ -17,6 +17,7 @@ RESERVED_KEYS = ("estimator", "scale_features", "preprocess")
 # unless ``train.preprocess.columns`` names it. Booleans cannot be missing (a bool column with a
 # missing value is read as object), so they are only encoded.
 KIND_DTYPES = {"numeric": ["number"], "categorical": ["object", "string", "category"], "boolean": ["bool"]}
+TEXT_MISSING = "missing_value"  # scikit-learn's own fill value for text; categorical_impute: constant keeps it
 
 
 def _rmse(y, pred, proba):
@@ -139,22 +140,34 @@ def build_preprocessor(spec: Mapping, scale: bool):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    def encode():
+        return ("encode", OneHotEncoder(handle_unknown=spec["unknown_categories"], min_frequency=spec["min_frequency"],
+                                        sparse_output=False))
+
     encoders = {
         "numeric": lambda: Pipeline([("impute", SimpleImputer(strategy=spec["numeric_impute"])),
                                      *([("scale", StandardScaler())] if scale else [])]),
         "categorical": lambda: Pipeline([
-            ("impute", SimpleImputer(strategy=spec["categorical_impute"])),
-            ("encode", OneHotEncoder(handle_unknown=spec["unknown_categories"], min_frequency=spec["min_frequency"],
-                                     sparse_output=False))]),
+            # A missing text value is NaN (pandas' CSV reader) or None (Parquet, a JSON null), and one
+            # SimpleImputer sees only one of them: mark both with scikit-learn's own fill value first.
+            ("mark_nan", SimpleImputer(strategy="constant", fill_value=TEXT_MISSING)),
+            ("mark_none", SimpleImputer(missing_values=None, strategy="constant", fill_value=TEXT_MISSING)),
+            *([("impute", SimpleImputer(missing_values=TEXT_MISSING, strategy=spec["categorical_impute"]))]
+              if spec["categorical_impute"] != "constant" else []),
+            encode()]),
         "boolean": lambda: OneHotEncoder(handle_unknown="ignore", drop="if_binary", sparse_output=False),
     }
+    # A column named categorical is usually a number that codes a category (a zip code): its missing
+    # values are NaN, imputed with the most frequent code; text columns are categorical by dtype already.
+    named_encoders = {**encoders, "categorical": lambda: Pipeline([
+        ("impute", SimpleImputer(strategy="most_frequent")), encode()])}
     named = spec["columns"]
     # A column named in preprocess.columns is taken out of its dtype's selection (a negative lookahead).
     others = "^(?!(?:" + "|".join(re.escape(str(c)) for c in named) + ")$)" if named else None
     branches = [(kind, make(), make_column_selector(pattern=others, dtype_include=KIND_DTYPES[kind]))
                 for kind, make in encoders.items()]
     branches += [(f"{kind}_named", make(), [c for c, k in named.items() if k == kind])
-                 for kind, make in encoders.items() if any(k == kind for k in named.values())]
+                 for kind, make in named_encoders.items() if any(k == kind for k in named.values())]
     return ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=False)
 
 
