@@ -173,13 +173,14 @@ def build_preprocessor(spec: Mapping, scale: bool):
 
 def choose_columns(estimator, x: pd.DataFrame):
     """Write the columns each preprocessing branch takes from ``x`` into the pipeline, replacing the
-    dtype selectors: the fitted model then holds only column names, and skops needs to trust no
-    selector object to load it."""
+    dtype selectors, and leave out the branches that take none: the fitted model then holds only
+    column names and the steps it uses, and skops needs to trust no selector object to load it."""
     steps = dict(getattr(estimator, "steps", []))
     pre = steps.get("preprocess")
     if pre is not None:
-        pre.transformers = [(name, step, columns(x) if callable(columns) else columns)
-                            for name, step, columns in pre.transformers]
+        chosen = [(name, step, columns(x) if callable(columns) else columns) for name, step, columns in pre.transformers]
+        # A branch with no column is left out: the saved model holds only what it uses.
+        pre.transformers = [branch for branch in chosen if len(branch[2])]
     return estimator
 
 
