@@ -125,7 +125,8 @@ def build_preprocessor(spec: Mapping, scale: bool):
         spec: ``train.preprocess``: ``numeric_impute`` (a SimpleImputer strategy for numbers),
             ``categorical_impute`` (for text and categories), ``unknown_categories`` (what
             OneHotEncoder does with a category not seen in training: ``ignore`` encodes it as all
-            zeros, ``infrequent_if_exist`` as the infrequent bucket), ``min_frequency`` (rarer
+            zeros, ``infrequent_if_exist`` as the infrequent bucket, ``refuse`` makes predicting on it
+            an error, which the endpoint answers with a 400), ``min_frequency`` (rarer
             categories share that bucket) and ``columns`` (``{name: numeric|categorical|boolean|drop}``,
             overriding the kind a column's dtype gives it).
         scale: put a StandardScaler after the numeric imputer (``scale_features``).
@@ -141,7 +142,9 @@ def build_preprocessor(spec: Mapping, scale: bool):
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     def encode():
-        return ("encode", OneHotEncoder(handle_unknown=spec["unknown_categories"], min_frequency=spec["min_frequency"],
+        # refuse: scikit-learn's "error"; the endpoint answers 400 naming the column and the value
+        unknown = "error" if spec["unknown_categories"] == "refuse" else spec["unknown_categories"]
+        return ("encode", OneHotEncoder(handle_unknown=unknown, min_frequency=spec["min_frequency"],
                                         sparse_output=False))
 
     encoders = {
@@ -242,7 +245,14 @@ def fit_model(estimator, train: pd.DataFrame, target: str):
 def predict_scores(model, frame: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray, pd.DataFrame | None]:
     """Predictions, and for classification the probability of each class (one column per class)."""
     x = features(frame, target)
-    pred = model.predict(x)
+    try:
+        pred = model.predict(x)
+    except ValueError as exc:
+        if "unknown categor" not in str(exc):
+            raise
+        # train.preprocess.unknown_categories: refuse, and these rows hold a category training never saw
+        raise DataValidationError(f"train.preprocess.unknown_categories is refuse, and rows to score hold a category "
+                                  f"the model did not see in training: {str(exc).splitlines()[0]}") from None
     if task != "classification" or not hasattr(model, "predict_proba"):
         return pred, None
     return pred, pd.DataFrame(model.predict_proba(x), columns=list(model.classes_), index=frame.index)

@@ -64,7 +64,7 @@ class PreprocessSpec(Section):
 
     numeric_impute: Literal["mean", "median", "most_frequent"]
     categorical_impute: Literal["most_frequent", "constant"]
-    unknown_categories: Literal["ignore", "infrequent_if_exist"]
+    unknown_categories: Literal["ignore", "infrequent_if_exist", "refuse"]
     min_frequency: int | None = Field(default=None, ge=1)
     columns: dict[str, Literal["numeric", "categorical", "boolean", "drop"]]
 

@@ -105,8 +105,7 @@ def test_a_date_column_fails_the_feature_type_check():
         data.require_checks_passed(data.check_data(frame, spec, "classification"))
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def _serve(tmp_path_factory, preprocess=None):
     """The mixed-type model, logged through tracking.log_model to a real SQLite store, packaged, and
     loaded through the package's score.py (init())."""
     import mlflow
@@ -115,7 +114,7 @@ def served(tmp_path_factory):
     frame = _mixed_frame()
     train = frame.copy()
     train["colour"] = train["colour"].astype(object)  # as a CSV or a JSON request gives it
-    model = modeling.fit_model(_build(max_iter=500), train, "species")
+    model = modeling.fit_model(_build(preprocess, max_iter=500), train, "species")
     x = modeling.features(train, "species")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     experiment = mlflow.create_experiment("features", artifact_location=(root / "artifacts").as_uri())
@@ -128,8 +127,32 @@ def served(tmp_path_factory):
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
     deploy.package_model(folder, root / "package", x, settings, "mixed", "1")
     scorer = deploy.load_scoring_script(root / "package")
-    yield model, x, folder, scorer
     mlflow.set_tracking_uri(None)
+    return model, x, folder, scorer
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    return _serve(tmp_path_factory)
+
+
+def test_a_model_that_refuses_unseen_categories_answers_400_naming_column_and_value(tmp_path_factory):
+    model, x, _, scorer = _serve(tmp_path_factory, {"unknown_categories": "refuse",
+                                                    "columns": {"count": "categorical"}})
+    columns = list(x.columns)
+    rows = x.iloc[1:3].astype(object).to_numpy().tolist()
+    assert scorer.run(request(columns, rows))["predictions"] == model.predict(x.iloc[1:3]).tolist()
+    rows[1][columns.index("island")] = "Atlantis"
+    answer = scorer.run(request(columns, rows))
+    assert answer.status_code == 400
+    assert json.loads(answer.get_data(as_text=True)) == {
+        "error": "row 1, column 'island': unknown category \"Atlantis\"; the model knows Biscoe, Dream, Torgersen"}
+    rows[1][columns.index("island")] = None  # missing is not unknown: it is imputed
+    rows[0][columns.index("count")] = 99  # a numeric code the model never saw
+    answer = scorer.run(request(columns, rows))
+    assert json.loads(answer.get_data(as_text=True))["error"].startswith("row 0, column 'count': unknown category 99;")
+    with pytest.raises(ValueError, match="unknown categor"):  # the model itself refuses it too
+        model.predict(pd.DataFrame([rows[0]], columns=columns).astype({"mass": "float64"}))
 
 
 def test_the_preprocessing_pipeline_needs_no_extra_trusted_types(served):
@@ -272,3 +295,14 @@ def test_a_binary_model_still_draws_one_roc_curve_and_keeps_its_metrics():
     assert got["roc_auc"] == got["roc_auc_ovr"] == round(metrics.roc_auc_score(holdout["target"], proba), 6)
     fig = evaluate.plot_diagnostics(model, holdout, "target", "classification")
     assert fig.axes[1].get_title() == "ROC curve (holdout)"
+
+
+def test_evaluating_rows_with_a_refused_category_is_one_line():
+    frame = _mixed_frame()
+    model = modeling.fit_model(_build({"unknown_categories": "refuse"}, max_iter=500), frame, "species")
+    rows = frame.head(3).copy()
+    rows.loc[rows.index[2], "island"] = "Atlantis"
+    with pytest.raises(DataValidationError, match=r"^train.preprocess.unknown_categories is refuse, and rows to score "
+                                                  r"hold a category the model did not see in training: Found unknown "
+                                                  r"categories \['Atlantis'\]"):
+        modeling.compute_metrics(model, rows, "species", "classification", ["accuracy"])
