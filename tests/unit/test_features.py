@@ -333,3 +333,12 @@ def test_batch_checks_keep_gaps_where_the_pipeline_imputes(served, tmp_path):
     assert sorted(old_bad["row"]) == [0, 1, 2, 3]
     typed = good.astype({"count": "int64"})  # (see the docstring)
     assert tracking.load_model(folder, "pyfunc").predict(typed).tolist() == model.predict(typed).tolist()
+
+
+def test_the_deploy_check_compares_text_labels():
+    """It cast every answer to float, so a model with a text target could never pass the deploy stage."""
+    labels = np.array(["adelie", "gentoo"])
+    assert bool(deploy.compare_answers(labels, np.array(["adelie", "gentoo"], dtype=object), 1e-9)["match"].iloc[0])
+    check = deploy.compare_answers(labels, np.array(["adelie", "chinstrap"], dtype=object), 1e-9)
+    assert not bool(check["match"].iloc[0]) and check["max abs difference"].iloc[0] == 1.0
+    assert deploy.compare_answers(np.array([1.0, 2.5]), np.array([1.0, 2.0]), 1e-9)["max abs difference"].iloc[0] == 0.5
