@@ -59,8 +59,8 @@ def require_unique_columns(frame: pd.DataFrame, where: str) -> None:
 def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
     """Whether a target column suits the task: ``(observed, expected, fits)``.
 
-    A classification target needs two classes or more (binary or multi-class; numbers must be whole,
-    since fractions are a regression target); a regression target needs numbers that vary and are
+    A classification target needs two classes or more (binary or multi-class), each in two rows or
+    more, and numbers must be whole (fractions, or values seen once, are a regression target); a regression target needs numbers that vary and are
     more than two values (two values is a classification target).
     """
     present = values.dropna()
@@ -73,7 +73,10 @@ def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
             return "no values", expected, False
         fractional = (pd.api.types.is_float_dtype(present)
                       and not (present.astype("float64") % 1 == 0).all())
-        if fractional:
+        # A class seen in one row cannot be both learnt and evaluated: a measured quantity (diabetes'
+        # progression scores, whole numbers) looks like this. Two classes keep their old rule.
+        single = len(distinct) > 2 and bool((present.value_counts() == 1).any())
+        if fractional or single:
             return f"{len(distinct)} distinct values (a regression target? then model.task: regression)", expected, False
         return f"{len(distinct)} classes", expected, True
     expected = "numbers with more than 2 distinct values"

@@ -227,6 +227,13 @@ def wine():
     return raw, spec, train, holdout
 
 
+def test_a_whole_number_regression_target_is_still_refused_for_classification():
+    """Lifting the two-class limit must not take diabetes' scores (whole numbers, 214 values) for classes."""
+    raw = data.load_dataset({"source": "sklearn", "dataset": "diabetes", "target": "target"})
+    observed, _, fits = data.target_fit(raw["target"], "classification")
+    assert not fits and observed == "214 distinct values (a regression target? then model.task: regression)"
+
+
 def test_wine_and_iris_load_and_pass_the_class_check(wine):
     raw, spec, _, _ = wine
     checks = data.check_data(raw, spec, "classification").set_index("check")
