@@ -277,11 +277,12 @@ def test_multi_class_gate_and_confusion_matrix_on_wine(wine):
         checks = gate.judge_candidate(comparison, {"thresholds": {"f1_macro": {"min": 0.8}}, "beat_baseline": True,
                                                    "margin": 0.0}, primary)
         assert checks["passed"].all(), checks
-    champion = {"thresholds": {}, "beat_baseline": True, "margin": 0.0}
-    worse = comparison.assign().rename(index={"baseline": "champion"})
-    worse.loc["baseline"] = comparison.loc["baseline"]
-    worse.loc["champion"] = comparison.loc["candidate"]  # a champion as good as the candidate: no margin gained
-    assert not gate.judge_candidate(worse, champion, "log_loss")["passed"].iloc[-1]
+    # a champion exactly as good as the candidate: not beaten, in either direction
+    tied = pd.concat([comparison, comparison.loc[["candidate"]].rename(index={"candidate": "champion"})])
+    for primary in ("log_loss", "f1_macro"):
+        checks = gate.judge_candidate(tied, {"thresholds": {}, "beat_baseline": True, "margin": 0.0}, primary)
+        assert checks.set_index("check")["passed"].to_dict() == {"beats baseline": True,
+                                                                 "beats champion by margin 0.0": False}
     fig = evaluate.plot_diagnostics(model, holdout, "target", "classification")
     confusion, roc = fig.axes[0], fig.axes[1]
     assert confusion.get_title() == "Confusion matrix (holdout)"
