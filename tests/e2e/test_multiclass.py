@@ -27,7 +27,8 @@ def wine_run(tmp_path_factory):
     example = re.search(r"```yaml\n(# params/models/wine\.yaml.*?)```", docs, re.S).group(1)
     (project / "params" / "models" / f"{MODEL}.yaml").write_text(example)
     done = cli(project, "run", "--model", MODEL, "--stages", "explore,train,evaluate")
-    manifest = next(m for m in runs_of(project) if m["model"] == MODEL)
+    manifest = next((m for m in runs_of(project) if m["model"] == MODEL), None)
+    assert manifest is not None, done.stdout + done.stderr  # refused before any run folder was made
     return project, done, manifest, project / "runs" / manifest["run_id"]
 
 
