@@ -181,6 +181,11 @@ def choose_columns(estimator, x: pd.DataFrame):
     steps = dict(getattr(estimator, "steps", []))
     pre = steps.get("preprocess")
     if pre is not None:
+        named = [c for _, _, columns in pre.transformers if not callable(columns) for c in columns]
+        absent = [str(c) for c in named if c not in x.columns]
+        if absent:
+            raise DataValidationError(f"train.preprocess.columns: no column {', '.join(absent)} in the training "
+                                      f"rows (columns: {', '.join(map(str, x.columns))})")
         chosen = [(name, step, columns(x) if callable(columns) else columns) for name, step, columns in pre.transformers]
         # A branch with no column is left out: the saved model holds only what it uses.
         pre.transformers = [branch for branch in chosen if len(branch[2])]

@@ -350,3 +350,11 @@ def test_the_deploy_check_compares_text_labels():
     check = deploy.compare_answers(labels, np.array(["adelie", "chinstrap"], dtype=object), 1e-9)
     assert not bool(check["match"].iloc[0]) and check["max abs difference"].iloc[0] == 1.0
     assert deploy.compare_answers(np.array([1.0, 2.5]), np.array([1.0, 2.0]), 1e-9)["max abs difference"].iloc[0] == 0.5
+
+
+def test_a_preprocess_column_not_in_the_data_is_one_line():
+    frame = _mixed_frame()
+    with pytest.raises(DataValidationError) as info:
+        modeling.fit_model(_build({"columns": {"cuont": "categorical"}}, max_iter=500), frame, "species")
+    assert str(info.value) == ("train.preprocess.columns: no column cuont in the training rows (columns: island, "
+                               "mass, male, colour, count)")
