@@ -2,9 +2,9 @@
 
 Rows are checked like the endpoint checks a request (every signature column present, finite numbers
 where numbers are expected, no missing values except where the model's pipeline imputes them).
-``batch.on_bad_rows`` chooses whether bad rows are
-set aside (written beside the output with their row numbers and the problem) or stop the job. The
-output is written in the format its suffix names, .parquet or .csv.
+``batch.on_bad_rows`` chooses whether bad rows are set aside (written beside the output with their
+row numbers and the problem) or stop the job. The output is written in the format its suffix names,
+.parquet or .csv.
 """
 
 from __future__ import annotations
