@@ -1,9 +1,10 @@
 """Batch scoring: a CSV or Parquet file through a model, in chunks, so files larger than memory stream.
 
 Rows are checked like the endpoint checks a request (every signature column present, finite numbers
-where numbers are expected, no missing values). ``batch.on_bad_rows`` chooses whether bad rows are
-set aside (written beside the output with their row numbers and the problem) or stop the job. The
-output is written in the format its suffix names, .parquet or .csv.
+where numbers are expected, no missing values except where the model's pipeline imputes them).
+``batch.on_bad_rows`` chooses whether bad rows are set aside (written beside the output with their
+row numbers and the problem) or stop the job. The output is written in the format its suffix names,
+.parquet or .csv.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], in
     raise InputFileError(f"--input {path}: expected a .csv or .parquet file")
 
 
-def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a chunk into (rows fit to score, typed) and (bad rows: row number, column, problem)."""
+def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: int,
+                optional: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a chunk into (rows fit to score, typed) and (bad rows: row number, column, problem).
+
+    A missing value is a problem except in the ``optional`` columns (the signature's, where the
+    model's pipeline imputes), as at the endpoint."""
     missing = [name for name, _ in columns if name not in chunk.columns]
     if missing:
         raise DataValidationError(f"the input has no column(s) {', '.join(missing)}; the model needs "
@@ -64,7 +69,10 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
     for name, kind in columns:
         values = frame[name]
         absent = values.isna()
-        problems += [(r, name, "missing value") for r in values.index[absent]]
+        if name not in optional:
+            problems += [(r, name, "missing value") for r in values.index[absent]]
+        elif kind not in NUMERIC and absent.any():  # a CSV's gap is NaN; MLflow takes None in a text column
+            frame[name] = values.astype(object).where(~absent, None)
         if kind in NUMERIC:
             numeric = pd.to_numeric(values, errors="coerce")
             problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
@@ -105,6 +113,7 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
                                  "(nothing is overwritten)")
     model = tracking.load_model(model_dir, "pyfunc")
     columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
+    optional = frozenset(s.name for s in model.metadata.get_input_schema().inputs if not s.required)
     chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
     partial = output_path.with_name(f".{output_path.name}.partial")
     writer = _ChunkWriter(partial, parquet=output_path.suffix.lower() == ".parquet")
@@ -116,7 +125,7 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
                 continue
             if not first_row:
                 data.require_unique_columns(chunk, f"--input {input_path}")
-            good, bad = check_chunk(chunk, columns, first_row)
+            good, bad = check_chunk(chunk, columns, first_row, optional)
             if len(bad) and batch_params["on_bad_rows"] == "fail":
                 shown = "; ".join(f"row {r.row}, column '{r.column}': {r.problem}" for r in bad.head(5).itertuples())
                 raise DataValidationError(f"{len(bad)} bad row(s) in chunk starting at row {first_row}: {shown}"

@@ -71,21 +71,26 @@ def require_unique_columns(frame: pd.DataFrame, where: str) -> None:
 def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
     """Whether a target column suits the task: ``(observed, expected, fits)``.
 
-    Classification here is binary (the metrics take the positive class's probability), so a
-    classification target needs exactly two classes; a regression target needs numbers that vary
-    and are more than two values (two values is a classification target).
+    A classification target needs two classes or more (binary or multi-class), each in two rows or
+    more, and numbers must be whole (fractions, or values seen once, are a regression target); a regression target needs numbers that vary and are
+    more than two values (two values is a classification target).
     """
     present = values.dropna()
     distinct = present.unique()
     if task == "classification":
-        expected = "2 classes"
-        if len(distinct) == 2:
-            return "2 classes", expected, True
+        expected = "2 or more classes"
         if len(distinct) == 1:
             return f"1 class ({distinct[0]}) in every row", expected, False
         if not len(distinct):
             return "no values", expected, False
-        return f"{len(distinct)} distinct values (a regression target? then model.task: regression)", expected, False
+        fractional = (pd.api.types.is_float_dtype(present)
+                      and not (present.astype("float64") % 1 == 0).all())
+        # A class seen in one row cannot be both learnt and evaluated: a measured quantity (diabetes'
+        # progression scores, whole numbers) looks like this. Two classes keep their old rule.
+        single = len(distinct) > 2 and bool((present.value_counts() == 1).any())
+        if fractional or single:
+            return f"{len(distinct)} distinct values (a regression target? then model.task: regression)", expected, False
+        return f"{len(distinct)} classes", expected, True
     expected = "numbers with more than 2 distinct values"
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return f"non-numeric values (dtype {values.dtype})", expected, False
@@ -113,7 +118,9 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
     missing_share = float(frame.isna().mean().max()) if len(frame) and len(frame.columns) else 0.0
     absent = [c for c in [*checks["required_columns"], target] if c not in frame.columns]
     numbers = frame.select_dtypes("number")
-    numeric = numbers.drop(columns=[target], errors="ignore").shape[1]
+    # The kinds the model pipeline's preprocessing encodes (modeling.KIND_DTYPES); others (dates) it would drop.
+    usable = frame.select_dtypes(["number", "object", "string", "category", "bool"]).drop(columns=[target],
+                                                                                          errors="ignore").shape[1]
     infinite = [str(c) for c in numbers.columns if np.isinf(numbers[c].to_numpy(dtype="float64", na_value=np.nan)).any()]
     fit = target_fit(frame[target], task) if target in frame else ("absent", "present", False)
     rows = [
@@ -126,8 +133,9 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
          "0", target in frame and not frame[target].isna().any()),
         ("no infinite values", "-", ", ".join(infinite) or "none", "none", not infinite),
         (f"target '{target}' suits model.task {task}", "model.task", fit[0], fit[1], fit[2]),
-        ("all features numeric", "-", f"{numeric} of {frame.shape[1] - (target in frame)}", "all",
-         numeric == frame.shape[1] - (target in frame)),
+        # number, text, category or boolean: each is encoded inside the model pipeline
+        ("feature types usable", "-", f"{usable} of {frame.shape[1] - (target in frame)}", "all",
+         usable == frame.shape[1] - (target in frame)),
     ]
     return pd.DataFrame(rows, columns=["check", "param", "observed", "expected", "passed"])
 
@@ -158,9 +166,13 @@ def split_data(frame: pd.DataFrame, data_params: Mapping, seed: int) -> tuple[pd
 
 
 def split_summary(train: pd.DataFrame, holdout: pd.DataFrame, target: str, decimals: int) -> pd.DataFrame:
-    """Rows and target mean per split: a quick look that the split is balanced."""
+    """Rows and target mean per split: a quick look that the split is balanced (for a text target,
+    the share of its most common class)."""
+    numeric = pd.api.types.is_numeric_dtype(train[target])
+    common = None if numeric or not len(train) else train[target].mode().iloc[0]
+    centre = [part[target].mean() if numeric else part[target].eq(common).mean() for part in (train, holdout)]
     return pd.DataFrame(
-        {"rows": [len(train), len(holdout)], "target mean": [train[target].mean(), holdout[target].mean()]},
+        {"rows": [len(train), len(holdout)], "target mean": centre},
         index=["train", "holdout"],
     ).round(decimals)
 

@@ -180,8 +180,17 @@ def score_request(scorer, request: dict) -> np.ndarray:
 
 
 def compare_answers(answers: np.ndarray, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
-    """Rows scored, the largest difference from the trained model, and whether it is in tolerance."""
-    diff = float(np.max(np.abs(answers.astype(float) - np.asarray(expected, dtype=float)))) if len(answers) else 0.0
+    """Rows scored, the largest difference from the trained model, and whether it is in tolerance.
+
+    Class labels that are text (a classifier trained on a text target) have no numeric difference:
+    each differing label counts as 1, so any mismatch is out of any tolerance below 1."""
+    expected = np.asarray(expected)
+    if not len(answers) or len(answers) != len(expected):
+        diff = 0.0 if not len(answers) else float("inf")
+    elif answers.dtype.kind in "biuf" and expected.dtype.kind in "biuf":
+        diff = float(np.max(np.abs(answers.astype(float) - expected.astype(float))))
+    else:
+        diff = float(np.max(answers.astype(str) != expected.astype(str)))
     return pd.DataFrame(
         {"rows scored": [len(answers)], "rows expected": [len(expected)],
          "max abs difference": [diff], "tolerance": [tolerance],

@@ -58,7 +58,8 @@ def plot_comparison(comparison: pd.DataFrame):
 
 
 def plot_diagnostics(model, holdout: pd.DataFrame, target: str, task: str):
-    """Classification: confusion matrix and ROC curve. Regression: residuals and predicted vs actual."""
+    """Classification: confusion matrix and ROC curve (one per class, one vs rest, for more than two
+    classes). Regression: residuals and predicted vs actual."""
     import matplotlib.pyplot as plt
     from sklearn import metrics
 
@@ -66,11 +67,17 @@ def plot_diagnostics(model, holdout: pd.DataFrame, target: str, task: str):
     y = holdout[target].to_numpy()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     if task == "classification":
-        metrics.ConfusionMatrixDisplay.from_predictions(y, pred, ax=left, colorbar=False, cmap="Blues")
+        metrics.ConfusionMatrixDisplay.from_predictions(y, pred, labels=list(proba.columns), ax=left,
+                                                        colorbar=False, cmap="Blues")
         left.set_title("Confusion matrix (holdout)")
-        metrics.RocCurveDisplay.from_predictions(y, proba, ax=right, name="candidate")
+        if proba.shape[1] == 2:
+            metrics.RocCurveDisplay.from_predictions(y, proba.iloc[:, 1], pos_label=proba.columns[1], ax=right,
+                                                     name="candidate")
+        else:  # one-vs-rest: one curve per class
+            for label in proba.columns:
+                metrics.RocCurveDisplay.from_predictions(y == label, proba[label], ax=right, name=f"{label} vs rest")
         right.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-        right.set_title("ROC curve (holdout)")
+        right.set_title("ROC curve (holdout)" if proba.shape[1] == 2 else "ROC curves, one vs rest (holdout)")
     else:
         residuals = y - pred
         left.scatter(pred, residuals, s=12, alpha=0.7, color="#4c72b0")

@@ -55,7 +55,10 @@ def plot_correlations(frame: pd.DataFrame, target: str, top: int = 12):
     """Horizontal bars: each numeric feature's correlation with the target, strongest first."""
     import matplotlib.pyplot as plt
 
-    corr = frame.select_dtypes("number").corr()[target].drop(target)
+    numbers = frame.select_dtypes("number")
+    if target not in numbers:  # a text target: its classes' codes, in sorted order
+        numbers = numbers.assign(**{target: frame[target].astype("category").cat.codes.replace(-1, float("nan"))})
+    corr = numbers.corr()[target].drop(target)
     corr = corr.reindex(corr.abs().sort_values(ascending=True).index)[-top:]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(corr) + 1.2))
     ax.barh(corr.index.astype(str), corr.values, color=["#c44e52" if v < 0 else "#55a868" for v in corr.values])

@@ -64,7 +64,6 @@ class DataSection(Section):
     stratify: bool
     checks: DataChecks
 
-
     @field_validator("dataset")
     @classmethod
     def _dataset_suits_source(cls, value: str, info: ValidationInfo) -> str:
@@ -74,6 +73,17 @@ class DataSection(Section):
         return value
 
 
+class PreprocessSpec(Section):
+    """How the pipeline's first step imputes and encodes columns (modeling.build_preprocessor).
+    Each column's kind comes from its dtype unless ``columns`` names it."""
+
+    numeric_impute: Literal["mean", "median", "most_frequent"]
+    categorical_impute: Literal["most_frequent", "constant"]
+    unknown_categories: Literal["ignore", "infrequent_if_exist", "refuse"]
+    min_frequency: int | None = Field(default=None, ge=1)
+    columns: dict[str, Literal["numeric", "categorical", "boolean", "drop"]]
+
+
 class EstimatorSpec(BaseModel):
     """A scikit-learn estimator: a dotted class path plus its hyperparameters as extra keys."""
 
@@ -81,6 +91,7 @@ class EstimatorSpec(BaseModel):
 
     estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
     scale_features: bool
+    preprocess: PreprocessSpec | None = None
 
     @property
     def hyperparameters(self) -> dict:

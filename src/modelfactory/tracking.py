@@ -188,12 +188,13 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     run. A model file swapped in from elsewhere that holds any other type is refused at load.
 
     The requirements are pinned to the installed versions: MLflow's own inference costs seconds
-    and lists packages the model does not need.
+    and lists packages the model does not need. The signature (column names and types, cheap to
+    infer) marks a column optional where the pipeline imputes it, so the endpoint takes a null there.
     """
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example, model.predict(example))  # cheap: column names and types
+    signature = optional_where_imputed(infer_signature(example, model.predict(example)), model)
     trusted = skops_trusted_types(model)
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, pip_requirements=pin_requirements(requirements),
@@ -201,6 +202,23 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     )
     mlflow.set_tag(TRUSTED_TYPES_TAG, ", ".join(trusted) or "none")
     return info.model_uri
+
+
+def optional_where_imputed(signature, model):
+    """The signature with every column the model's pipeline imputes marked optional (``required:
+    false``), whether or not the training rows happened to miss a value there. Integer columns stay
+    as inferred: MLflow refuses a missing value in a ``long`` column (pandas makes it a float)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    from modelfactory.modeling import imputed_columns
+
+    imputed = imputed_columns(model)
+    if not imputed or signature.inputs is None:
+        return signature
+    inputs = Schema([ColSpec(spec.type, spec.name, required=spec.required and not (
+        spec.name in imputed and spec.type.name not in ("long", "integer"))) for spec in signature.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=signature.outputs, params=signature.params)
 
 
 def skops_trusted_types(model) -> list[str]:

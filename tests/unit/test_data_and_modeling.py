@@ -40,7 +40,7 @@ def test_failed_checks_are_listed_with_their_params():
     assert checks.set_index("check")["passed"].to_dict() == {
         "rows": False, "required columns present": False, "largest missing share": False,
         "target has no missing values": True, "no infinite values": True,
-        "target 'target' suits model.task classification": True, "all features numeric": True}
+        "target 'target' suits model.task classification": True, "feature types usable": True}
     with pytest.raises(DataValidationError) as info:
         data.require_checks_passed(checks)
     assert str(info.value) == (
@@ -118,14 +118,14 @@ MISFITS = [
     # (task, estimator, target values, the data check's words, fit_model's words)
     ("classification", "sklearn.linear_model.LogisticRegression", np.linspace(25.0, 346.0, 120),
      "target 'target' suits model.task classification: observed 120 distinct values (a regression target? then "
-     "model.task: regression), expected 2 classes (model.task)",
+     "model.task: regression), expected 2 or more classes (model.task)",
      "data.target: column 'target' does not suit a classification model: observed 120 distinct values"),
     ("regression", "sklearn.linear_model.Ridge", [0, 1],
      "target 'target' suits model.task regression: observed 2 distinct values (0, 1): a classification target? "
      "then model.task: classification, expected numbers with more than 2 distinct values (model.task)",
      "data.target: column 'target' does not suit a regression model: observed 2 distinct values (0, 1)"),
     ("classification", "sklearn.linear_model.LogisticRegression", [1],
-     "target 'target' suits model.task classification: observed 1 class (1) in every row, expected 2 classes "
+     "target 'target' suits model.task classification: observed 1 class (1) in every row, expected 2 or more classes "
      "(model.task)",
      "data.target: column 'target' does not suit a classification model: observed 1 class (1) in every row"),
     ("regression", "sklearn.linear_model.Ridge", [5.0],

@@ -18,7 +18,7 @@ from modelfactory.errors import ModelfactoryError
 AUTOML_METRICS = {
     "regression": {"rmse": "normalized_root_mean_squared_error", "mae": "normalized_mean_absolute_error",
                    "r2": "r2_score"},
-    "classification": {"roc_auc": "AUC_weighted", "accuracy": "accuracy"},
+    "classification": {"roc_auc": "AUC_weighted", "roc_auc_ovr": "AUC_weighted", "accuracy": "accuracy"},
 }
 CRON_FIELDS = ((0, 59, "minute"), (0, 23, "hour"), (1, 31, "day of month"), (1, 12, "month"), (0, 6, "day of week"))
 

@@ -26,6 +26,8 @@ import orjson  # parses a 1000-row request about 9x faster than the json module
 
 model = None
 columns = []  # [(name, type)] from the model's input signature
+optional = set()  # the columns where null is accepted: the signature's optional ones (the pipeline imputes them)
+known = {}  # column -> the categories the model knows, where its encoder refuses any other
 max_rows = None
 scored = None  # the ScoredDataWriter, when serving.json names a folder
 
@@ -183,7 +185,7 @@ def _find_model_dir(root: Path) -> Path:
 
 def init():
     """Load the model and its input signature once, when the server starts."""
-    global model, columns, max_rows, scored
+    global model, columns, optional, known, max_rows, scored
     import mlflow.pyfunc
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -195,6 +197,8 @@ def init():
                            "which its MLmodel does not list in skops_trusted_types") from None
     schema = model.metadata.get_input_schema()
     columns = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
+    optional = {spec.name for spec in schema.inputs if not spec.required} if schema else set()
+    known = refused_unknowns(model.get_raw_model())
     settings_file = Path(__file__).with_name("serving.json")
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     max_rows = settings.get("max_rows")
@@ -204,6 +208,20 @@ def init():
     elif store.get("dir"):
         scored = ScoredDataWriter(store["dir"], settings.get("model"), settings.get("model_version"),
                                   store["flush_rows"], store["flush_seconds"])
+
+
+def refused_unknowns(raw_model):
+    """Column -> the categories a scikit-learn pipeline knows, for each column whose one-hot encoder
+    refuses a category it did not see in training (``handle_unknown='error'``, params' ``refuse``).
+    Read from the fitted model itself, so it holds exactly what training saw."""
+    steps = dict(getattr(raw_model, "steps", []))
+    found = {}
+    for _, step, names in getattr(steps.get("preprocess"), "transformers_", []):
+        encoders = [s for _, s in getattr(step, "steps", [])] or [step]
+        for encoder in encoders:
+            if getattr(encoder, "handle_unknown", None) == "error" and hasattr(encoder, "categories_"):
+                found.update({name: set(cats.tolist()) for name, cats in zip(names, encoder.categories_)})
+    return found
 
 
 def parse_request(raw_data):
@@ -248,7 +266,8 @@ def parse_request(raw_data):
         raise BadRequest("input_data.data has no rows")
     if max_rows is not None and len(rows) > max_rows:
         raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}")
-    fast = None if may_hold_booleans else _fast_frame(rows, given, expected)
+    # The fast path checks only that numbers are numbers: categories to refuse need the slow one.
+    fast = None if may_hold_booleans or known else _fast_frame(rows, given, expected)
     if fast is not None:
         return fast
     types = dict(columns)
@@ -258,8 +277,17 @@ def parse_request(raw_data):
             raise BadRequest(f"row {number}: expected a list of {len(given)} values, got {size}")
         for name, value in zip(given, row):
             if value is None:
+                if name in optional:  # the model's pipeline fills it in
+                    continue
                 raise BadRequest(f"row {number}, column '{name}': a value is required, got null")
             kind = types[name]
+            if kind == "string" and not isinstance(value, str):
+                raise BadRequest(f"row {number}, column '{name}': expected a string, got {_clip(json.dumps(value))}")
+            if name in known and value not in known[name]:
+                raise BadRequest(f"row {number}, column '{name}': unknown category {_clip(json.dumps(value))}; the model "
+                                 f"knows {_names(sorted(map(str, known[name])), SHOWN_EXPECTED)}")
+            if kind == "boolean" and not isinstance(value, bool):
+                raise BadRequest(f"row {number}, column '{name}': expected true or false, got {_clip(json.dumps(value))}")
             if kind in DTYPES and (isinstance(value, bool) or not isinstance(value, (int, float))
                                    or not math.isfinite(value)):
                 raise BadRequest(f"row {number}, column '{name}': expected a number, got {_clip(json.dumps(value))}")
