@@ -53,3 +53,14 @@ def runs_of(project: Path) -> list[dict]:
 def project(tmp_path: Path) -> Path:
     """A fresh project copy with no runs."""
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    """A fresh project copy that this process (in-process CLI calls, resolve()) works in, with no
+    environment variable pointing elsewhere."""
+    root = copy_project(tmp_path / "project")
+    monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(root))
+    for var in ("MODELFACTORY_ENV", "MLFLOW_TRACKING_URI", "MODELFACTORY_EXPERIMENT", "MODELFACTORY_CELL_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    return root

@@ -14,15 +14,6 @@ from modelfactory.errors import ParamsError
 from modelfactory.params import params_hash, resolve, resolve_layers
 
 
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = copy_project(tmp_path / "project")
-    monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(root))
-    for var in ("MODELFACTORY_ENV", "MLFLOW_TRACKING_URI", "MODELFACTORY_EXPERIMENT", "MODELFACTORY_CELL_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
-    return root
-
-
 def write(root, rel, text):
     path = root / "params" / rel
     path.write_text(textwrap.dedent(text))

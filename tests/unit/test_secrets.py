@@ -73,15 +73,6 @@ BANK = credential_bank()
 LAYERS = ["base", "env", "model", "--set", "--params-file"]
 
 
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = copy_project(tmp_path / "project")
-    monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(root))
-    for var in ("MODELFACTORY_ENV", "MLFLOW_TRACKING_URI", "MODELFACTORY_EXPERIMENT", "MODELFACTORY_CELL_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
-    return root
-
-
 def set_in_file(path: Path, key: str, value: str) -> None:
     data = yaml.safe_load(path.read_text()) or {}
     data.setdefault("model", {})[key] = value
