@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 from conftest import cli as run_cli
-from conftest import copy_project
 from modelfactory import cli
 from modelfactory.errors import ParamsError
 from modelfactory.params import params_hash, resolve, resolve_layers

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project
+from conftest import ROOT
 from modelfactory import cli
 from modelfactory.errors import SecretInParamsError
 from modelfactory.params import dump, list_envs, list_models, resolve
