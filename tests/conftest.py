@@ -64,3 +64,23 @@ def proj(tmp_path, monkeypatch):
     for var in ("MODELFACTORY_ENV", "MLFLOW_TRACKING_URI", "MODELFACTORY_EXPERIMENT", "MODELFACTORY_CELL_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     return root
+
+
+# A package's deploy settings for tests that package a run's model by hand (no scored-data logging).
+PACKAGE_SETTINGS = {"max_rows": 100, "base_image": "python:3.11-slim",
+                    "endpoint": {"threads": 8, "client_timeout_seconds": 30},
+                    "scored_data": {"enabled": False, "flush_rows": 10, "flush_seconds": 1.0}}
+
+
+def package_answers(run_folder: Path, model: str, package_dir: Path, rows: int = 10):
+    """Package a run's trained model, send its first holdout rows through the package's score.py;
+    return (the answers, the trained model's own predictions)."""
+    import pandas as pd
+
+    from modelfactory import deploy, tracking
+
+    holdout = pd.read_parquet(run_folder / "train" / "holdout.parquet").drop(columns="target").head(rows)
+    deploy.package_model(run_folder / "train" / "model", package_dir, holdout, PACKAGE_SETTINGS, model, "1")
+    scorer = deploy.load_scoring_script(package_dir)
+    answers = deploy.score_request(scorer, deploy.build_request(holdout))
+    return answers, tracking.load_model(run_folder / "train" / "model").predict(holdout)

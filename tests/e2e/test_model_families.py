@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, cli, copy_project, runs_of
-from modelfactory import deploy, tracking
+from conftest import ROOT, cli, copy_project, package_answers, runs_of
+from modelfactory import tracking
 
 pytestmark = pytest.mark.e2e
 
@@ -84,14 +84,7 @@ def test_each_family_trains_passes_the_gate_and_records_its_trusted_types(traine
 def test_each_familys_package_answers_through_score_py(trained, model, tmp_path):
     project, _, _ = trained
     folder = project / "runs" / _run_of(project, model)["run_id"]
-    holdout = pd.read_parquet(folder / "train" / "holdout.parquet").drop(columns="target").head(10)
-    settings = {"max_rows": 100, "base_image": "python:3.11-slim",
-                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
-                "scored_data": {"enabled": False, "flush_rows": 10, "flush_seconds": 1.0}}
-    deploy.package_model(folder / "train" / "model", tmp_path / "package", holdout, settings, model, "1")
-    scorer = deploy.load_scoring_script(tmp_path / "package")
-    answers = deploy.score_request(scorer, deploy.build_request(holdout))
-    expected = tracking.load_model(folder / "train" / "model").predict(holdout)
+    answers, expected = package_answers(folder, model, tmp_path / "package")
     assert answers.tolist() == pytest.approx(expected.tolist())
 
 

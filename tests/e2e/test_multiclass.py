@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import re
 
-import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, cli, copy_project, runs_of
-from modelfactory import deploy, tracking
+from conftest import ROOT, cli, copy_project, package_answers, runs_of
 
 pytestmark = pytest.mark.e2e
 
@@ -62,14 +60,7 @@ def test_evaluate_draws_the_confusion_matrix(wine_run):
 
 def test_the_wine_package_answers_through_score_py(wine_run, tmp_path):
     _, _, _, folder = wine_run
-    holdout = pd.read_parquet(folder / "train" / "holdout.parquet").drop(columns="target").head(10)
-    settings = {"max_rows": 100, "base_image": "python:3.11-slim",
-                "endpoint": {"threads": 8, "client_timeout_seconds": 30},
-                "scored_data": {"enabled": False, "flush_rows": 10, "flush_seconds": 1.0}}
-    deploy.package_model(folder / "train" / "model", tmp_path / "package", holdout, settings, MODEL, "1")
-    scorer = deploy.load_scoring_script(tmp_path / "package")
-    answers = deploy.score_request(scorer, deploy.build_request(holdout))
-    expected = tracking.load_model(folder / "train" / "model").predict(holdout)
+    answers, expected = package_answers(folder, MODEL, tmp_path / "package")
     assert answers.tolist() == expected.tolist() and set(answers) <= {0, 1, 2}
     flavour = yaml.safe_load((folder / "train" / "model" / "MLmodel").read_text())["flavors"]["sklearn"]
     assert flavour["skops_trusted_types"] == ["numpy.dtype"]
