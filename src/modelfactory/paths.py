@@ -3,8 +3,10 @@
 The project root is the nearest folder, from the working directory upwards, that holds
 ``params/base.yaml``. That works from the repo root, from ``notebooks/`` in Jupyter, and from a
 papermill kernel, whatever its working directory. ``MODELFACTORY_PROJECT_DIR`` overrides the search.
-Runs, the tracking database and the data registry may be moved with ``MODELFACTORY_RUNS_DIR``,
-``MODELFACTORY_TRACKING_DIR`` and ``MODELFACTORY_DATA_DIR`` (the tests use these).
+Runs, the tracking database, the data registry and the download cache may be moved with
+``MODELFACTORY_RUNS_DIR``, ``MODELFACTORY_TRACKING_DIR``, ``MODELFACTORY_DATA_DIR`` and
+``MODELFACTORY_DATA_CACHE_DIR`` (the tests use these). Inside an Azure ML job,
+``MODELFACTORY_DATA_INPUT`` is where the step's data input is mounted.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ def data_registry_dir(root: Path | None = None) -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return (root or project_root()) / "data" / "registry"
+
+
+def data_cache_dir(root: Path | None = None) -> Path:
+    """Where remote data (Azure ML data assets, blob files) is downloaded once: ``data/cache/``."""
+    override = os.environ.get("MODELFACTORY_DATA_CACHE_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return (root or project_root()) / "data" / "cache"
+
+
+def data_input() -> Path | None:
+    """The mounted data of an Azure ML job's step (its ``data`` input), or None outside a job.
+
+    The step's command sets ``MODELFACTORY_DATA_INPUT=${{inputs.data}}``, as it sets
+    ``MODELFACTORY_RUNS_DIR=${{outputs.run}}``: the step then reads the mount and never calls the SDK.
+    """
+    mount = os.environ.get("MODELFACTORY_DATA_INPUT")
+    return Path(mount).expanduser() if mount else None
 
 
 def tracking_dir(root: Path | None = None) -> Path:

@@ -54,15 +54,18 @@ class DataSection(Section):
 
     ``source`` picks a reader in sources.SOURCES; ``dataset`` is what that reader takes: a bundled
     dataset's name (sklearn), a CSV/Parquet file, folder or glob from the project root (file), or
-    ``NAME`` / ``NAME:VERSION`` / ``NAME:latest`` from the data registry (registered).
+    ``NAME`` / ``NAME:VERSION`` / ``NAME:latest`` from the data registry (registered), an Azure ML data
+    asset or datastore URI (azureml), or an ``abfss://`` / ``az://`` URI (blob). ``asset_type`` is an
+    azureml asset's type, which a dry run cannot ask the workspace for.
     """
 
-    source: Literal["sklearn", "file", "registered"]
+    source: Literal["sklearn", "file", "registered", "azureml", "blob"]
     dataset: str = Field(min_length=1)
     target: str
     holdout_fraction: float = Field(gt=0.0, lt=1.0)
     stratify: bool
     checks: DataChecks
+    asset_type: Literal["uri_file", "uri_folder", "mltable"] | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -70,6 +73,11 @@ class DataSection(Section):
         if info.data.get("source") == "registered" and not re.fullmatch(REGISTERED_PATTERN, value):
             raise ValueError(f"'{value}' is not NAME, NAME:VERSION or NAME:latest of a registered dataset "
                              "(data.source: registered)")
+        if info.data.get("source") == "azureml" and not value.startswith("azureml:"):
+            raise ValueError(f"'{value}' is not azureml:NAME:VERSION, azureml:NAME@latest or an azureml:// URI "
+                             "(data.source: azureml)")
+        if info.data.get("source") == "blob" and not value.startswith(("abfss://", "abfs://", "az://")):
+            raise ValueError(f"'{value}' is not an abfss:// or az:// URI (data.source: blob)")
         return value
 
 

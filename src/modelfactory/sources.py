@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pandas and pyarrow load only when rows are read: `data list
     import pandas as pd
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MOUNTED = ("file", "registered", "azureml", "blob")  # the kinds an Azure ML job receives as a job input
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
 
@@ -40,10 +41,13 @@ class DataRef:
     version: str | None
     hash: str
     files: tuple[Path, ...] = field(default=(), compare=False)
+    workspace: str | None = field(default=None, compare=False)  # the Azure ML asset holding this version
 
     def record(self) -> dict:
-        """The JSON-ready facts a manifest and MLflow keep: source, URI, version and content hash."""
-        return {"source": self.kind, "name": self.name, "uri": self.uri, "version": self.version, "hash": self.hash}
+        """The JSON-ready facts a manifest and MLflow keep: source, URI, version and content hash (and,
+        when a workspace data asset holds this version, that asset)."""
+        facts = {"source": self.kind, "name": self.name, "uri": self.uri, "version": self.version, "hash": self.hash}
+        return {**facts, "workspace_version": self.workspace} if self.workspace else facts
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ def locate(data_params) -> DataRef:
     kind = data_params["source"]
     if kind not in SOURCES:
         raise ParamsError(f"data.source: unknown source '{kind}'; known: {', '.join(sorted(SOURCES))}")
+    mount = paths.data_input()
+    if mount is not None and kind in MOUNTED:  # an Azure ML step: the data is its mounted job input
+        return locate_mount(kind, data_params["dataset"], mount)
     return SOURCES[kind].locate(data_params["dataset"])
 
 
@@ -323,9 +330,63 @@ def locate_registered(dataset: str) -> DataRef:
             f"{shown(path)}: content changed since it was registered as {name}:{record['version']} "
             f"(hash {record['hash'][:12]}, now {found[:12]}); registered data is immutable: register the new "
             f"file as a new version (modelfactory data register {name} FILE)")
-    return DataRef("registered", name, f"{name}:{record['version']}", str(record["version"]), found, (path,))
+    return DataRef("registered", name, f"{name}:{record['version']}", str(record["version"]), found, (path,),
+                   _workspace_asset(record))
+
+
+def _workspace_asset(record: dict) -> str | None:
+    from modelfactory.azureml.data_assets import workspace_asset
+
+    return (workspace_asset(record) or {}).get("asset")
+
+
+# -- Azure: workspace data assets, blob storage, and a job's mounted input -------------------------
+
+def locate_azureml(dataset: str) -> DataRef:
+    """``data.source: azureml``: ``azureml:NAME:VERSION``, ``azureml:NAME@latest`` or an ``azureml://``
+    URI, resolved through the MLClient and downloaded once into ``data/cache/azureml/`` (azureml/data_assets.py)."""
+    from modelfactory.azureml import data_assets
+
+    found = data_assets.fetch(dataset)
+    for path in found.files:
+        check_file(path)
+    return DataRef("azureml", found.name, found.uri, found.version, hash_files(found.files), found.files)
+
+
+def locate_blob(dataset: str) -> DataRef:
+    """``data.source: blob``: an ``abfss://`` or ``az://`` URI (a file, folder or glob), read through
+    fsspec/adlfs with DefaultAzureCredential into ``data/cache/blob/`` (remote_data.py)."""
+    from modelfactory import remote_data
+
+    location = remote_data.parse_blob_uri(dataset)
+    folder = remote_data.cache_dir("blob", location.account, *remote_data.base_path(location).split("/"))
+    files = remote_data.fetch(location, folder)
+    for path in files:
+        check_file(path)
+    name = Path(location.path.rstrip("/")).name or location.container
+    return DataRef("blob", name, dataset, None, hash_files(files), files)
+
+
+def locate_mount(kind: str, dataset: str, mount: Path) -> DataRef:
+    """Inside an Azure ML step: the data is the step's mounted job input (``MODELFACTORY_DATA_INPUT``);
+    no SDK, registry or storage call. The URI and version recorded are those the job input names."""
+    from modelfactory import remote_data
+
+    pattern = Path(dataset).name if kind == "file" and glob.has_magic(Path(dataset).name) else None
+    files = remote_data.mounted_files(mount, pattern)
+    for path in files:
+        check_file(path)
+    name, version = Path(dataset.rstrip("/")).stem or dataset, None
+    if kind == "registered":
+        name, _, version = dataset.partition(":")
+    elif kind == "azureml" and dataset.startswith("azureml:") and not dataset.startswith("azureml://"):
+        name, _, version = dataset.removeprefix("azureml:").partition(":")
+        name = name.split("@")[0]
+    return DataRef(kind, name, dataset, version or None, hash_files(files), files)
 
 
 register("sklearn", locate_sklearn, read_sklearn)
 register("file", locate_file, read_files)
 register("registered", locate_registered, read_files)
+register("azureml", locate_azureml, read_files)
+register("blob", locate_blob, read_files)

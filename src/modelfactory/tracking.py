@@ -128,8 +128,11 @@ def _dataset_name(record: Mapping) -> str:
 
 
 def _data_tags(record: Mapping) -> dict[str, str]:
-    return {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
+    tags = {"source": record["source"], "uri": record["uri"], "version": str(record.get("version")),
             "content_hash": record["hash"]}
+    if record.get("workspace_version"):  # the Azure ML data asset that holds this version
+        tags["workspace_version"] = record["workspace_version"]
+    return tags
 
 
 def finish_interactive_parent(run_dir: Path) -> None:

@@ -6,7 +6,7 @@ For one model and environment this writes, under runs/<id>/azureml/:
   components/*.yaml  each step's command component
   environment.yaml   the jobs' environment (unless params name a registered one)
   schedule.yaml      recurring retraining of that pipeline, on the cron from params
-  automl.yaml        an AutoML job over the same data, as a baseline (with automl-data/)
+  automl.yaml        an AutoML job over the same data input, as a baseline (automl-data/MLTable names it)
 and loads every file back with azure-ai-ml's own loaders, runs its validation and ours.
 """
 
@@ -40,18 +40,24 @@ def quiet_azure_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None) -> jobs.Submission:
-    """Build and write every spec for one model and env; raise SpecValidationError on any problem."""
-    from modelfactory import data
+def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, client=None) -> jobs.Submission:
+    """Build and write every spec for one model and env; raise SpecValidationError on any problem.
 
+    No data is copied: the model's data is a job input (data_assets.job_input). ``client`` (a real
+    submit) lets the workspace resolve an asset's latest version and type.
+    """
     quiet_azure_logs()
     root = root or paths.project_root()
     folder = paths.runs_dir(root) / run_id / "azureml"
     folder.mkdir(parents=True, exist_ok=True)
-    submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root)
+    submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root, client)
     files = jobs.write_dry_run(submission)
     files.append(schedule.write_schedule(params, folder / "pipeline.yaml"))
-    files.append(schedule.write_automl(params, data.load_dataset(params["data"]), folder))
+    automl = schedule.write_automl(params, folder, submission.data_input)
+    if automl is None:
+        submission.notes.append(schedule.automl_skipped(submission.data_input))
+    else:
+        files.append(automl)
     submission.files = files
     problems = validate_folder(folder)
     if problems:
@@ -94,9 +100,12 @@ def validate_folder(folder: Path) -> list[str]:
     if (folder / "environment.yaml").exists():
         problems += _load_problems(folder / "environment.yaml", load_environment)[1]
     problems += _load_problems(folder / "schedule.yaml", load_schedule)[1]
+    if not (folder / "automl.yaml").exists():
+        return problems
     automl, found = _load_problems(folder / "automl.yaml", load_job)
     problems += found
-    if automl is not None and str(automl.training_data.path).startswith("azureml:"):
+    if (automl is not None and (folder / "automl-data").is_dir()
+            and str(automl.training_data.path).startswith("azureml:")):
         problems.append(f"automl.yaml: training_data.path {automl.training_data.path} names a registered asset, "
                         "but the data is the local folder beside it")
     return problems

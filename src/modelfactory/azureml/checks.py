@@ -5,7 +5,8 @@ azure-ai-ml validates each component and the pipeline's shape, but (as of 1.35) 
 - a required input that no binding feeds;
 - a binding to a step or output that does not exist (e.g. ``${{parent.jobs.None.outputs.run}}``,
   which a node bound before it was named produces);
-- a ``uri_folder`` output wired into a ``uri_file`` input.
+- a ``uri_folder`` output wired into a ``uri_file`` input;
+- a pipeline input whose local path was written as an asset reference (``azureml:/home/...``).
 Each problem is one line naming the step and the input or output.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 
 REFERENCE = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 BINDING = re.compile(r"^\$\{\{\s*parent\.jobs\.([^.\s]+)\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
+ASSET_REFERENCE = re.compile(r"^azureml:(//.+|[A-Za-z0-9][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+|@[A-Za-z0-9_.-]+))$")
 PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.([A-Za-z0-9_]+)\s*\}\}$")
 
 
@@ -28,6 +30,11 @@ def check_pipeline(pipeline: Mapping) -> list[str]:
     problems = []
     jobs = pipeline.get("jobs") or {}
     parent_inputs = pipeline.get("inputs") or {}
+    for name, spec in parent_inputs.items():
+        path = spec.get("path") if isinstance(spec, Mapping) else None
+        if isinstance(path, str) and path.startswith("azureml:") and not ASSET_REFERENCE.match(path):
+            problems.append(f"pipeline input '{name}': path {path} is neither azureml:<name>:<version>, "
+                            "azureml:<name>@<label> nor an azureml:// URI (a local path written as an asset?)")
     for step, node in jobs.items():
         component = node.get("component")
         if not isinstance(component, Mapping):

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from modelfactory import params as params_mod
 from modelfactory import paths
+from modelfactory.errors import PipelineError
 from modelfactory.pipeline import PipelineSpec
 
 OUTPUT = "run"  # every step's single output: its run folder
+DATA_INPUT = "data"  # the reader step's input: the model's raw data (uri_file, uri_folder or mltable)
 SNAPSHOT_PARAMS = "params.yaml"
 
 
@@ -38,6 +40,9 @@ class Submission:
     environment: object | str | None = None
     folder: Path | None = None
     files: list[Path] = field(default_factory=list)
+    data_input: object | None = None  # azure.ai.ml.Input carrying the model's data; None for sklearn
+    dataset: str | None = None        # data.dataset as the steps run it (a latest version pinned)
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
 
 
 def job_params(params: Mapping) -> dict:
@@ -88,40 +93,65 @@ def build_environment(azure_params: Mapping, root: Path):
                        description="modelfactory: environment.yml on " + spec["base_image"])
 
 
-def stage_command(pipeline: PipelineSpec, stage, model: str) -> str:
-    """The shell command of one step: the local runner, told where its inputs and output are."""
+def stage_command(pipeline: PipelineSpec, stage, model: str, reads_data: bool = False) -> str:
+    """The shell command of one step: the local runner, told where its inputs and output are.
+
+    The step that reads the raw data is told where its ``data`` input is mounted, the way every step
+    is told where its output goes: an environment variable (paths.data_input), so the params, and
+    their hash, stay those submitted.
+    """
     inputs = " ".join(f"--input {need}=${{{{inputs.{need}}}}}" for need in stage.needs)
-    return (f"MODELFACTORY_RUNS_DIR=${{{{outputs.{OUTPUT}}}}} PYTHONPATH=src python -m modelfactory run "
+    data = f"MODELFACTORY_DATA_INPUT=${{{{inputs.{DATA_INPUT}}}}} " if reads_data else ""
+    return (f"{data}MODELFACTORY_RUNS_DIR=${{{{outputs.{OUTPUT}}}}} PYTHONPATH=src python -m modelfactory run "
             f"--model {model} --params-file {SNAPSHOT_PARAMS} --pipeline {pipeline.name} --stages {stage.name}"
             + (f" {inputs}" if inputs else ""))
 
 
-def build_component(pipeline: PipelineSpec, stage, snapshot: Path, environment, version: str, model: str):
-    """A command component for one stage: inputs named after the stages it needs, one run-folder output."""
+def build_component(pipeline: PipelineSpec, stage, snapshot: Path, environment, version: str, model: str,
+                    data_type: str | None = None):
+    """A command component for one stage: inputs named after the stages it needs (plus ``data``, of
+    ``data_type``, for the stage that reads the raw data), one run-folder output."""
     from azure.ai.ml import Input, Output
     from azure.ai.ml.entities import CommandComponent
 
+    inputs = {need: Input(type="uri_folder", description=f"the run folder of stage {need}") for need in stage.needs}
+    if data_type:
+        inputs[DATA_INPUT] = Input(type=data_type, description="the model's raw data (params data.source)")
     return CommandComponent(
         name=f"modelfactory_{pipeline.name}_{stage.name}", version=version,
         display_name=f"{stage.name} ({Path(stage.notebook).name})",
         description=f"papermill runs {stage.notebook} through the modelfactory runner",
-        inputs={need: Input(type="uri_folder", description=f"the run folder of stage {need}")
-                for need in stage.needs},
+        inputs=inputs,
         outputs={OUTPUT: Output(type="uri_folder", description="this stage's run folder: executed notebook, "
                                 "HTML, outputs, manifest")},
-        code=str(snapshot), environment=environment, command=stage_command(pipeline, stage, model),
+        code=str(snapshot), environment=environment, command=stage_command(pipeline, stage, model, bool(data_type)),
     )
 
 
+def reader_stage(pipeline: PipelineSpec) -> str | None:
+    """The stage that reads the raw data: the one whose output the pipeline hashes as its dataset."""
+    return pipeline.dataset.split("/", 1)[0] if pipeline.dataset else None
+
+
 def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, folder: Path,
-                       root: Path | None = None) -> Submission:
-    """The pipeline job for ``params`` (one model, one env), with its snapshot staged under ``folder``."""
+                       root: Path | None = None, client=None) -> Submission:
+    """The pipeline job for ``params`` (one model, one env), with its snapshot staged under ``folder``.
+
+    The model's data is the pipeline's ``data`` input, bound to the reader stage (data_assets.job_input);
+    ``client``, when given (a real submit), resolves an asset's ``@latest`` and type in the workspace.
+    """
     from azure.ai.ml.entities import PipelineJob
 
     from modelfactory import manifest as manifests
+    from modelfactory.azureml import data_assets
 
     root = root or paths.project_root()
+    data_input, dataset = data_assets.job_input(params["data"], client)
+    if DATA_INPUT in pipeline.names:
+        raise PipelineError(f"pipeline {pipeline.name}: a stage may not be named '{DATA_INPUT}' (the data input's name)")
+    reader = reader_stage(pipeline) if data_input is not None else None
     submitted = job_params(params)
+    submitted["data"]["dataset"] = dataset  # pinned: the steps record the version resolved now
     snapshot = folder / "snapshot"
     stage_snapshot(root, snapshot, submitted)
     environment = build_environment(params["azure"], root)
@@ -129,8 +159,13 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     components, nodes = {}, {}
     model = params["model"]["name"]
     for stage in pipeline.stages:
-        component = build_component(pipeline, stage, snapshot, environment, version, model)
-        node = component(**{need: nodes[need].outputs[OUTPUT] for need in stage.needs})
+        reads = stage.name == reader
+        component = build_component(pipeline, stage, snapshot, environment, version, model,
+                                    data_input.type if reads else None)
+        bindings = {need: nodes[need].outputs[OUTPUT] for need in stage.needs}
+        if reads:
+            bindings[DATA_INPUT] = f"${{{{parent.inputs.{DATA_INPUT}}}}}"
+        node = component(**bindings)
         # Name the node before a later node binds to it: bound first, the binding reads
         # ${{parent.jobs.None.outputs.run}}, and azure-ai-ml's validation does not notice.
         node.name = node.display_name = stage.name
@@ -141,9 +176,27 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     tags = {"model": model, "env": env, "pipeline": pipeline.name, "params_hash": version,
             "git_commit": git.get("commit") or "unknown", "git_dirty": str(git.get("dirty")), "run_id": run_id}
     job = PipelineJob(jobs=nodes, experiment_name=params["tracking"]["experiment"],
+                      inputs={DATA_INPUT: data_input} if reader else None,
                       display_name=f"{pipeline.name} {model} {env} {run_id}", tags=tags,
                       compute=params["azure"]["compute"], description=pipeline.description)
-    return Submission(job=job, components=components, environment=environment, folder=folder)
+    return Submission(job=job, components=components, environment=environment, folder=folder,
+                      data_input=data_input, dataset=dataset)
+
+
+def _unprefix_local_inputs(path: Path) -> None:
+    """azure-ai-ml 1.35 dumps a local input path as ``azureml:<path>``, which loads back as a reference
+    to an asset of that name (and the schedule submits this YAML): write the local path as it is."""
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    changed = False
+    for value in (spec.get("inputs") or {}).values():
+        where = value.get("path") if isinstance(value, Mapping) else None
+        if isinstance(where, str) and where.startswith("azureml:") and Path(where.removeprefix("azureml:")).exists():
+            value["path"] = where.removeprefix("azureml:")
+            changed = True
+    if changed:
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 def write_dry_run(submission: Submission) -> list[Path]:
@@ -151,6 +204,7 @@ def write_dry_run(submission: Submission) -> list[Path]:
     folder = submission.folder
     files = [folder / "pipeline.yaml"]
     submission.job.dump(files[0])
+    _unprefix_local_inputs(files[0])
     (folder / "components").mkdir(exist_ok=True)
     for name, component in submission.components.items():
         path = folder / "components" / f"{name}.yaml"
