@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelfactory.errors import EXIT_INTERRUPTED, ModelfactoryError
+from modelfactory.errors import EXIT_INTERRUPTED, ModelfactoryError, ParamsError
 
 EPILOG = ("exit codes: 0 ok, 1 stage failed, 2 user error, 3 kernel died, 4 cell timeout, 130 interrupted (Ctrl-C), "
           "143 terminated (SIGTERM)")
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("path", nargs="?", metavar="PATH", help="the file to register")
     where.add_argument("--from-folder", metavar="LANDING",
                        help="register the newest file in this folder, if it changed since the last version")
+    register.add_argument("--azure", action="store_true",
+                          help="also make the version an Azure ML data asset of the same name and version")
+    register.add_argument("--dry-run", action="store_true",
+                          help="with --azure: only write and validate the data asset spec (no credentials)")
     data_sub.add_parser("list", help="every registered version: rows, columns, hash, when, runs")
     show_data = data_sub.add_parser("show", help="one dataset's versions with their schema and the runs that used them")
     show_data.add_argument("name", metavar="NAME[:VERSION]")
@@ -274,8 +278,11 @@ def _cmd_params(args, argv) -> int:
 
 def _cmd_data(args, argv) -> int:
     from modelfactory import data_registry, paths
+    from modelfactory.azureml import data_assets  # light: azure-ai-ml loads only inside its functions
 
     if args.data_action == "register":
+        if args.dry_run and not args.azure:
+            raise ParamsError("data register --dry-run: only with --azure (a local register changes nothing twice)")
         if args.from_folder:
             record, created = data_registry.register_newest(args.name, Path(args.from_folder))
         else:
@@ -287,7 +294,7 @@ def _cmd_data(args, argv) -> int:
         else:
             print(f"{record['name']}:{record['version']} already holds this content (hash {record['hash'][:12]}); "
                   "nothing copied")
-        return 0
+        return _register_on_azure(record, args.dry_run) if args.azure else 0
     if args.data_action == "list":
         versions = data_registry.list_versions()
         if not versions:
@@ -309,8 +316,29 @@ def _cmd_data(args, argv) -> int:
         print(f"  registered  {r['registered']} from {r['registered_from']}")
         print(f"  file        {paths.relative_to_root(data_registry.version_file(r))}")
         print("  schema      " + ", ".join(f"{c}: {t}" for c, t in r["columns"].items()))
+        asset = data_assets.workspace_asset(r)
+        if asset:
+            print(f"  azure ml    {asset['asset']} in workspace {asset['workspace']} (created {asset['created']})")
         used = data_registry.runs_using(r["name"], r["version"])
         print("  used by     " + (", ".join(f"{u['run_id']} ({u['status']})" for u in used) or "no runs yet"))
+    return 0
+
+
+def _register_on_azure(record: dict, dry_run: bool) -> int:
+    """The registry version as an Azure ML data asset: the spec written and loaded back, then created."""
+    from modelfactory import paths
+    from modelfactory.azureml import data_assets
+
+    folder = paths.runs_dir() / "azureml-data" / f"{record['name']}-v{record['version']}"
+    spec, asset = data_assets.write_asset_spec(record, folder)
+    print(f"  data asset azureml:{record['name']}:{record['version']} (uri_file): spec valid in "
+          f"{paths.relative_to_root(spec)}")
+    if dry_run:
+        print("dry run: nothing was sent to Azure ML")
+        return 0
+    note = data_assets.create_asset(data_assets.connect(), asset, record)
+    print(f"  created {note['asset']} in workspace {note['workspace']}; runs that read "
+          f"{record['name']}:{record['version']} record it")
     return 0
 
 

@@ -53,9 +53,13 @@ def job_params(params: Mapping) -> dict:
     return submitted
 
 
-def stage_snapshot(root: Path, target: Path, params: Mapping) -> list[str]:
+def stage_snapshot(root: Path, target: Path, params: Mapping, leave_out: tuple[Path, ...] = ()) -> list[str]:
     """Copy the project into ``target`` as Azure ML would upload it (honouring .amlignore), then add
-    the resolved params. Returns the files, relative. The folder is what the jobs run from."""
+    the resolved params. Returns the files, relative. The folder is what the jobs run from.
+
+    ``leave_out`` are the model's local data files: they travel as the job's data input, so they are
+    never copied into the code as well."""
+    leave_out = {p.resolve() for p in leave_out}
     from azure.ai.ml._utils._asset_utils import get_ignore_file
 
     ignore = get_ignore_file(root)
@@ -71,7 +75,7 @@ def stage_snapshot(root: Path, target: Path, params: Mapping) -> list[str]:
                    and (folder / d).resolve() != target.resolve()]
         for name in files:
             source = folder / name
-            if ignore.is_file_excluded(source):
+            if ignore.is_file_excluded(source) or source.resolve() in leave_out:
                 continue
             relative = source.relative_to(root)
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,7 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     from azure.ai.ml.entities import PipelineJob
 
     from modelfactory import manifest as manifests
+    from modelfactory import sources
     from modelfactory.azureml import data_assets
 
     root = root or paths.project_root()
@@ -153,7 +158,8 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     submitted = job_params(params)
     submitted["data"]["dataset"] = dataset  # pinned: the steps record the version resolved now
     snapshot = folder / "snapshot"
-    stage_snapshot(root, snapshot, submitted)
+    local = sources.find_files(params["data"]["dataset"]) if params["data"]["source"] == "file" else ()
+    stage_snapshot(root, snapshot, submitted, local)
     environment = build_environment(params["azure"], root)
     version = params_mod.params_hash(submitted)
     components, nodes = {}, {}
