@@ -439,3 +439,20 @@ def test_data_register_dry_run_needs_azure(project, penguins, capsys):
     assert cli.main(["data", "register", "penguins", str(project / "penguins.csv"), "--dry-run"]) == 2
     assert capsys.readouterr().err == ("error: data register --dry-run: only with --azure (a local register changes "
                                        "nothing twice)\n")
+
+
+def test_submit_dry_run_writes_no_copy_of_the_data(project, penguins, capsys):
+    """Before: every dry run wrote the whole dataset to automl-data/ (and a file source inside the project
+    went into the code snapshot too)."""
+    from modelfactory import cli
+
+    (project / "landing").mkdir()
+    penguins.to_csv(project / "landing" / "penguins.csv", index=False)
+    files = {**PENGUINS, "data": {**PENGUINS["data"], "source": "file", "dataset": "landing/penguins.csv"}}
+    (project / "params" / "models" / "penguins.yaml").write_text(yaml.safe_dump(files))
+    assert cli.main(["submit", "--model", "penguins", "--env", "stage", "--dry-run"]) == 0, capsys.readouterr().err
+    folder = next((project / "runs").glob("*/azureml"))
+    row = (project / "landing" / "penguins.csv").read_text().splitlines()[1].encode()
+    copies = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
+              if p.is_file() and not p.is_symlink() and (p.suffix in (".csv", ".parquet") or row in p.read_bytes())]
+    assert copies == []
