@@ -418,18 +418,21 @@ def _cmd_submit(args, argv) -> int:
     for model in _models(args, list_models):  # build and check every model before sending any
         params = resolve(model, args.env, args.overrides, args.params_file)
         run_id = new_run_id(params["model"]["name"])
-        submission = build.prepare(pipeline, params, run_id)
+        # a real submit asks the workspace for an asset's latest version and type; a dry run asks nothing
+        client = None if args.dry_run else workspace.connect(params["azure"])
+        submission = build.prepare(pipeline, params, run_id, client=client)
         print(f"{params['model']['name']} ({params['env']['name']}): specs valid in "
               f"{paths.relative_to_root(submission.folder)}")
         for path in submission.files:
             print(f"  {paths.relative_to_root(path)}")
-        prepared.append((params, submission))
+        for note in submission.notes:
+            print(f"  note: {note}")
+        prepared.append((params, submission, client))
     if args.dry_run:
         print("dry run: nothing was sent to Azure ML")
         return 0
     code = 0
-    for params, submission in prepared:
-        client = workspace.connect(params["azure"])
+    for params, submission, client in prepared:
         created = submit.submit(client, submission.job)
         if params["azure"]["schedule"]["enabled"]:
             submit.create_schedule(client, submission.folder / "schedule.yaml")

@@ -166,7 +166,7 @@ def workspace(project, monkeypatch):
     import azure.ai.ml
     import azure.identity
     from azure.ai.ml.entities import AzureBlobDatastore, Data
-    from azure.ai.ml.operations import DataOperations, DatastoreOperations
+    from azure.ai.ml.operations import DataOperations, DatastoreOperations, JobOperations
 
     (project / "config.json").write_text(json.dumps({"subscription_id": "sub", "resource_group": "rg",
                                                      "workspace_name": "ws-test"}))
@@ -185,7 +185,10 @@ def workspace(project, monkeypatch):
     stores = create_autospec(DatastoreOperations, instance=True)
     stores.get.side_effect = lambda name: {"landing": AzureBlobDatastore(name="landing", account_name=ACCOUNT,
                                                                          container_name=CONTAINER)}[name]
-    client = SimpleNamespace(data=operations, datastores=stores, workspace_name="ws-test", made=[])
+    jobs = create_autospec(JobOperations, instance=True)
+    jobs.create_or_update.side_effect = lambda job, experiment_name: SimpleNamespace(
+        name="job-1", display_name=job.display_name, studio_url=None)
+    client = SimpleNamespace(data=operations, datastores=stores, jobs=jobs, workspace_name="ws-test", made=[])
 
     def factory(**coordinates):
         client.made.append(coordinates)
@@ -456,3 +459,18 @@ def test_submit_dry_run_writes_no_copy_of_the_data(project, penguins, capsys):
     copies = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
               if p.is_file() and not p.is_symlink() and (p.suffix in (".csv", ".parquet") or row in p.read_bytes())]
     assert copies == []
+
+
+def test_submit_asks_the_workspace_for_latest_and_sends_the_pinned_asset_as_the_job_input(project, workspace, capsys):
+    from modelfactory import cli
+
+    latest = {**PENGUINS, "data": {**PENGUINS["data"], "source": "azureml", "dataset": "azureml:penguins@latest"}}
+    (project / "params" / "models" / "penguins.yaml").write_text(yaml.safe_dump(latest))
+    assert cli.main(["submit", "--model", "penguins", "--env", "stage"]) == 0, capsys.readouterr().err
+    assert "submitted job-1" in capsys.readouterr().out
+    workspace.data.get.assert_called_once_with(name="penguins", label="latest")
+    job = workspace.jobs.create_or_update.call_args.args[0]
+    sent = job.inputs["data"]._data  # the Input the pipeline input wraps
+    assert (sent.type, sent.path) == ("uri_folder", "azureml:penguins:4")
+    shipped = yaml.safe_load(next((project / "runs").glob("*/azureml/snapshot/params.yaml")).read_text())
+    assert shipped["data"]["dataset"] == "azureml:penguins:4"
