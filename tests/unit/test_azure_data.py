@@ -287,8 +287,8 @@ def test_each_source_becomes_the_job_input_that_fits_it(project, workspace, peng
     assert given("registered", "penguins:latest") == ("uri_file", str(registry), "penguins:1")
     assert given("azureml", "azureml:penguins:3", asset_type="uri_file") == ("uri_file", "azureml:penguins:3",
                                                                              "azureml:penguins:3")
-    assert given("azureml", "azureml:penguins@latest", client=workspace) == ("uri_folder", "azureml:penguins:4",
-                                                                              "azureml:penguins:4")
+    assert given("azureml", "azureml:penguins@latest", client=workspace) == ("uri_folder", "azureml:penguins@latest",
+                                                                              "azureml:penguins@latest")
     assert given("azureml", "azureml://datastores/landing/paths/adhoc/") == (
         "uri_folder", "azureml://datastores/landing/paths/adhoc/", "azureml://datastores/landing/paths/adhoc/")
     assert given("blob", f"{ABFSS}/raw/penguins.csv")[:2] == ("uri_file", f"{ABFSS}/raw/penguins.csv")
@@ -299,7 +299,7 @@ def test_each_source_becomes_the_job_input_that_fits_it(project, workspace, peng
                                           "uri_folder, mltable\); a dry run does not ask the workspace"):
         job_input(spec("azureml", "azureml:penguins:3"))
     with pytest.raises(ParamsError, match="data.asset_type: uri_file, but azureml:penguins:4 is a uri_folder asset"):
-        job_input(spec("azureml", "azureml:penguins:4", asset_type="uri_file"), workspace)
+        job_input(spec("azureml", "azureml:penguins@latest", asset_type="uri_file"), workspace)
 
 
 def _prepare(project, model_file: dict, run_id: str, client=None):
@@ -371,11 +371,11 @@ def test_an_mltable_asset_is_autmls_input_as_it_is_and_a_uri_asset_is_named_why_
     submission = _prepare(project, tables, "dry-tables", client=workspace)
     job = load_job(submission.folder / "pipeline.yaml")
     written = yaml.safe_load((submission.folder / "pipeline.yaml").read_text())["inputs"]["data"]
-    assert written == {"type": "mltable", "path": "azureml:tables:1"}
+    assert written == {"type": "mltable", "path": "azureml:tables@latest"}
     assert job.inputs["data"]._data.type == "mltable"
     assert load_job(submission.folder / "automl.yaml").training_data.type == "mltable"
     written = yaml.safe_load((submission.folder / "automl.yaml").read_text())["training_data"]
-    assert written == {"type": "mltable", "path": "azureml:tables:1"}
+    assert written == {"type": "mltable", "path": "azureml:tables@latest"}
     assert not (submission.folder / "automl-data").exists()
 
     files = {**PENGUINS, "data": {**PENGUINS["data"], "source": "azureml", "dataset": "azureml:penguins:3",
@@ -461,7 +461,7 @@ def test_submit_dry_run_writes_no_copy_of_the_data(project, penguins, capsys):
     assert copies == []
 
 
-def test_submit_asks_the_workspace_for_latest_and_sends_the_pinned_asset_as_the_job_input(project, workspace, capsys):
+def test_submit_asks_the_workspace_for_the_assets_type_and_leaves_latest_to_each_job(project, workspace, capsys):
     from modelfactory import cli
 
     latest = {**PENGUINS, "data": {**PENGUINS["data"], "source": "azureml", "dataset": "azureml:penguins@latest"}}
@@ -471,6 +471,7 @@ def test_submit_asks_the_workspace_for_latest_and_sends_the_pinned_asset_as_the_
     workspace.data.get.assert_called_once_with(name="penguins", label="latest")
     job = workspace.jobs.create_or_update.call_args.args[0]
     sent = job.inputs["data"]._data  # the Input the pipeline input wraps
-    assert (sent.type, sent.path) == ("uri_folder", "azureml:penguins:4")
+    # the type is the workspace's; @latest stays, so the schedule that reruns this job takes new versions
+    assert (sent.type, sent.path) == ("uri_folder", "azureml:penguins@latest")
     shipped = yaml.safe_load(next((project / "runs").glob("*/azureml/snapshot/params.yaml")).read_text())
-    assert shipped["data"]["dataset"] == "azureml:penguins:4"
+    assert shipped["data"]["dataset"] == "azureml:penguins@latest"

@@ -122,7 +122,8 @@ def fetch(dataset: str, client=None) -> Fetched:
     """
     ref = parse_reference(dataset)
     if ref.uri:
-        folder = remote_data.cache_dir("azureml", "uri", *DATASTORE_URI.match(ref.uri)["path"].strip("/").split("/"))
+        found = DATASTORE_URI.match(ref.uri)
+        folder = remote_data.cache_dir("azureml", "datastores", found["datastore"], *found["path"].strip("/").split("/"))
         client = client or connect()
         files = remote_data.fetch(storage_location(client, ref.uri), folder)
         return Fetched(ref.name, ref.uri, None, files)
@@ -146,8 +147,9 @@ def job_input(data_params: Mapping, client=None):
     Returns ``(Input, dataset)``, or ``(None, dataset)`` for ``sklearn`` (the step loads it itself).
     Local data (``file``, ``registered``) is uploaded from its path at submission; a registered
     version that ``data register --azure`` made a workspace asset is referenced as that asset.
-    ``dataset`` pins a registered ``latest`` (and, given a client, an asset's ``@latest``) to the
-    version resolved now, so the steps record the version they read.
+    ``dataset`` pins a registered ``latest`` to the version uploaded now, so the steps record the
+    version they read. An asset's ``@latest`` stays as it is: Azure ML resolves it when each job
+    starts, so the retraining schedule (which reruns this pipeline) takes each new version.
     """
     from azure.ai.ml import Input
 
@@ -180,11 +182,11 @@ def job_input(data_params: Mapping, client=None):
         if ref.uri:
             return Input(type=_uri_type(ref.uri), path=ref.uri), dataset
         declared = data_params.get("asset_type")
-        if client is not None:
+        if client is not None:  # the asset must exist, and its type is the workspace's word
             asset = resolve(client, ref)
-            ref = AssetRef(ref.name, str(asset.version))
             if declared and declared != asset.type:
-                raise ParamsError(f"data.asset_type: {declared}, but {ref.reference} is a {asset.type} asset")
+                raise ParamsError(f"data.asset_type: {declared}, but azureml:{ref.name}:{asset.version} is a "
+                                  f"{asset.type} asset")
             declared = asset.type
         if declared not in TYPES:
             raise ParamsError(f"data.asset_type: set it to {ref.reference}'s type ({', '.join(TYPES)}); a dry run "
