@@ -475,3 +475,27 @@ def test_submit_asks_the_workspace_for_the_assets_type_and_leaves_latest_to_each
     assert (sent.type, sent.path) == ("uri_folder", "azureml:penguins@latest")
     shipped = yaml.safe_load(next((project / "runs").glob("*/azureml/snapshot/params.yaml")).read_text())
     assert shipped["data"]["dataset"] == "azureml:penguins@latest"
+
+
+def test_mlflow_records_the_resolved_asset_version_and_a_registered_versions_workspace_asset(
+        project, storage, workspace, penguins, tmp_path):
+    import mlflow
+
+    from modelfactory import data_registry
+    from modelfactory.azureml import data_assets
+
+    _put(storage, f"/{CONTAINER}/penguins/v4/a.csv", penguins)
+    penguins.to_csv(tmp_path / "penguins.csv", index=False)
+    record, _ = data_registry.register_file("penguins", tmp_path / "penguins.csv")
+    data_assets.create_asset(workspace, data_assets.asset_spec(record), record)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            data.load_dataset(spec("azureml", "azureml:penguins@latest"))
+            data.load_dataset(spec("registered", "penguins:latest"))
+        inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    finally:
+        mlflow.set_tracking_uri(None)
+    found = {i.dataset.name: {t.key: t.value for t in i.tags} for i in inputs}
+    assert found["penguins:4"]["uri"] == "azureml:penguins:4" and found["penguins:4"]["source"] == "azureml"
+    assert found["penguins:1"]["workspace_version"] == "azureml:penguins:1"
