@@ -295,6 +295,8 @@ def test_each_source_becomes_the_job_input_that_fits_it(project, workspace, peng
     assert given("blob", f"az://{CONTAINER}/drops/2026-*.csv")[:2] == (
         "uri_folder", f"https://{ACCOUNT}.blob.core.windows.net/{CONTAINER}/drops")
     assert job_input({"source": "sklearn", "dataset": "diabetes"})[0] is None
+    with pytest.raises(DataValidationError, match="^landing/nope.csv: no such file$"):
+        job_input(spec("file", "landing/nope.csv"))
     with pytest.raises(ParamsError, match=r"data.asset_type: set it to azureml:penguins:3's type \(uri_file, "
                                           "uri_folder, mltable\); a dry run does not ask the workspace"):
         job_input(spec("azureml", "azureml:penguins:3"))

@@ -159,16 +159,13 @@ def job_input(data_params: Mapping, client=None):
     if kind == "sklearn":
         return None, dataset
     if kind == "file":
-        files = sources.find_files(dataset)
-        pattern = Path(dataset)
-        if any(map(_has_magic, pattern.parts[:-1])):
+        if any(map(_has_magic, Path(dataset).parts[:-1])):
             raise ParamsError(f"data.dataset {dataset}: for Azure ML only the file name may be a glob (the job "
                               "input is its folder)")
-        if _has_magic(pattern.name):
-            return Input(type="uri_folder", path=str(files[0].parent)), dataset
-        if len(files) == 1 and not (paths.project_root() / dataset).is_dir() and not Path(dataset).is_dir():
-            return Input(type="uri_file", path=str(files[0])), dataset
-        return Input(type="uri_folder", path=str(files[0].parent)), dataset
+        files = sources.locate_file(dataset).files  # a missing or unreadable file stops here, in one line
+        if _has_magic(Path(dataset).name) or files[0].parent.samefile(_project_path(dataset)):
+            return Input(type="uri_folder", path=str(files[0].parent)), dataset  # a glob's folder, or the folder
+        return Input(type="uri_file", path=str(files[0])), dataset
     if kind == "registered":
         name, _, version = dataset.partition(":")
         record = data_registry.find_version(name, version or "latest")
@@ -200,6 +197,11 @@ def job_input(data_params: Mapping, client=None):
             return Input(type="uri_folder", path=_blob_input_uri(dataset, location)), dataset
         return Input(type=_uri_type(location.path), path=_blob_input_uri(dataset, location)), dataset
     raise ParamsError(f"data.source {kind}: no Azure ML job input for this source")
+
+
+def _project_path(dataset: str) -> Path:
+    given = Path(dataset).expanduser()
+    return given if given.is_absolute() else paths.project_root() / given
 
 
 def _blob_input_uri(dataset: str, location: remote_data.BlobLocation) -> str:
