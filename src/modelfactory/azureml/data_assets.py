@@ -162,7 +162,9 @@ def job_input(data_params: Mapping, client=None):
         if any(map(_has_magic, Path(dataset).parts[:-1])):
             raise ParamsError(f"data.dataset {dataset}: for Azure ML only the file name may be a glob (the job "
                               "input is its folder)")
-        files = sources.locate_file(dataset).files  # a missing or unreadable file stops here, in one line
+        files = sources.find_files(dataset)
+        for file in files:  # a missing or unreadable file stops here, in one line (and no hash is read)
+            sources.check_file(file)
         if _has_magic(Path(dataset).name) or files[0].parent.samefile(_project_path(dataset)):
             return Input(type="uri_folder", path=str(files[0].parent)), dataset  # a glob's folder, or the folder
         return Input(type="uri_file", path=str(files[0])), dataset
