@@ -168,7 +168,8 @@ def build_verdict(manifest: Mapping, params: Mapping) -> dict:
     """The facts the index page opens with, as plain values (tested apart from the HTML).
 
     Returns:
-        ``headline`` (the verdict line, or the run's status when no gate decided), ``outcome``
+        ``headline`` (the verdict line; else the run's status and error), ``judged`` (whether the
+        gate decided), ``outcome``
         (``promoted``, ``passed``, ``rejected``, or the run's status), ``model`` (describe_model),
         ``data``, ``registered`` (``<model>-<env> version N`` or None), ``reason``, ``promotion``,
         ``primary_metric`` and ``metrics``: ``[(label, candidate, champion, baseline), ...]``
@@ -189,7 +190,8 @@ def build_verdict(manifest: Mapping, params: Mapping) -> dict:
         outcome = manifest.get("status", "")
     version = gate.get("version")
     return {
-        "headline": line or f"run {manifest.get('status', '')}: no gate decision in this run",
+        "headline": line or f"run {manifest.get('status', '')}" + (f": {manifest['error']}" if manifest.get("error") else ""),
+        "judged": "passed" in gate,
         "outcome": outcome, "model": describe_model(params), "data": describe_data(manifest.get("data")),
         "registered": f"{manifest['model']}-{manifest['env']} version {version}" if version is not None else None,
         "reason": gate.get("reason"), "promotion": promotion.get("reason"),
@@ -209,10 +211,12 @@ def _verdict_html(facts: Mapping) -> str:
     estimator = (f'<b>{esc(model["estimator"])}</b> ({esc(hyper)}) <span class="muted">{esc(model["class"])}'
                  f'{", " + esc(model["task"]) if model["task"] else ""}</span>') if model["class"] else "unknown"
     promoted = {"promoted": "yes", "passed": "no", "rejected": "no"}.get(facts["outcome"], "no")
-    why = facts["promotion"] if facts["outcome"] != "rejected" and facts["promotion"] else facts["reason"]
-    rows = [("model", estimator), ("data", esc(facts["data"])),
-            ("registered as", esc(facts["registered"] or "not registered")),
-            ("promoted", f"<b>{promoted}</b>" + (f": {esc(why)}" if why else ""))]
+    # a rejection's reason is the headline already
+    why = "the gate rejected it" if facts["outcome"] == "rejected" else facts["promotion"]
+    rows = [("model", estimator), ("data", esc(facts["data"]))]
+    if facts["judged"]:  # a run that made no gate decision (a failure before it, scoring) registered nothing
+        rows += [("registered as", esc(facts["registered"] or "not registered")),
+                 ("promoted", f"<b>{promoted}</b>" + (f": {esc(why)}" if why else ""))]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     metrics = ""
     if facts["metrics"]:
@@ -274,7 +278,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
 h1 {{ margin-bottom: .2rem; }} .muted {{ color: #57606a; font-size: .85rem; }}
 table {{ border-collapse: collapse; margin-bottom: 1rem; }}
 th, td {{ text-align: left; padding: .3rem .8rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }}
-td {{ overflow-wrap: anywhere; }} .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td code, .headline {{ overflow-wrap: anywhere; }} .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .verdict {{ border-left: .4rem solid; padding: .2rem 1.2rem; background: #f6f8fa; margin: 1rem 0 2rem; }}
 .headline {{ font-size: 1.3rem; font-weight: 600; }}
 .metrics tr.primary {{ font-weight: 600; }}

@@ -80,7 +80,7 @@ def test_index_opens_with_the_verdict(tmp_path):
     verdict_section = page[page.index('<section class="verdict"'):page.index("</section>")]
     assert page.index('<section class="verdict"') < page.index("<h2>Plots</h2>") < page.index("<h2>Stages</h2>")
     for words in ("candidate v2 rejected: rmse 58.75 is worse than champion v1&#x27;s 53.78", "<b>Ridge</b> (alpha=1000)",
-                  "sklearn:diabetes version 1.9.1 (hash a6ff6bfa3400)", "diabetes-dev version 2", "<b>no</b>",
+                  "sklearn:diabetes version 1.9.1 (hash a6ff6bfa3400)", "diabetes-dev version 2", "<b>no</b>: the gate rejected it",
                   "champion v1", "58.751", "53.777", "73.222"):
         assert words in verdict_section, words
     assert "holdout_rmse" not in page
@@ -129,3 +129,13 @@ def test_a_decision_shows_as_a_table_not_a_line():
     table = shown._repr_html_()
     assert table.startswith('<table class="facts">') and "<th>reason</th><td>rmse &lt;b&gt;58.75&lt;/b&gt; is worse" in table
     assert "checks" not in table  # the checks have their own table in the notebook
+
+
+def test_a_run_that_failed_before_the_gate_says_why_and_claims_no_registration():
+    failed = {**REJECTED_RUN, "status": "failed", "error": "stage explore: DataValidationError: 1 data check(s) failed"}
+    del failed["gate"], failed["promotion"]
+    facts = report.build_verdict(failed, PARAMS)
+    assert facts["headline"] == "run failed: stage explore: DataValidationError: 1 data check(s) failed"
+    assert facts["outcome"] == "failed" and not facts["judged"]
+    section = report._verdict_html(facts)
+    assert "registered as" not in section and "promoted" not in section and "<b>Ridge</b>" in section
