@@ -378,10 +378,16 @@ def _cmd_score(args, argv) -> int:
 
 
 def _cmd_champion(args, argv) -> int:
-    from modelfactory.registry import PREVIOUS, champion_version, version_with_role
+    from modelfactory.registry import PREVIOUS, champion_version, gate_verdict, newest_version, version_with_role
 
     name = _connect_registry(args)
-    print(f"{name}: champion {champion_version(name) or 'none'}, previous {version_with_role(name, PREVIOUS) or 'none'}")
+    champion = champion_version(name)
+    print(f"{name}: champion {champion or 'none'}, previous {version_with_role(name, PREVIOUS) or 'none'}")
+    newest = newest_version(name)
+    if newest is not None and newest != champion:  # a newer candidate that did not become champion: say why
+        decision, reason = gate_verdict(name, newest)
+        said = {"rejected": f"rejected by the gate: {reason}", "passed": f"passed the gate ({reason}); not champion"}
+        print(f"  newest version {newest}: {said.get(decision, 'no gate decision recorded')}")
     return 0
 
 
