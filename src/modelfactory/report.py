@@ -1,133 +1,24 @@
-"""Reports: each executed notebook as HTML, twice, and an index page per run that opens with its verdict.
+"""The run's index page, ``index.html``: it opens with the verdict, then the plots, the stages, the run.
 
-Per stage there is ``<stage>-report.html``, for readers: the notebook's text, tables and plots,
-without code, logs (stderr: warnings, MLflow's log lines) or test markers; and ``<stage>.html``,
-the whole executed notebook, one click away. ``index.html`` says first what was trained, on which
-data, what the gate decided and why, and the headline metrics against the champion and the
-baseline; then the plots, with captions, and the stages.
-
-Pages need no network: the notebook template drops JupyterLab's CDN scripts, and the index links
-the stage plots by relative path, so a run folder can be zipped and mailed.
+The verdict says what was trained (estimator and hyperparameters), on which data (the manifest's
+``data`` record), the registered version, whether it was promoted and why, and the headline metrics
+against the champion and the baseline. Each stage links to its readers' page and its whole notebook
+(render.py). The page needs no network: plots are linked by relative path, so a run folder can be
+zipped and mailed.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import struct
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 from modelfactory import verdict
+from modelfactory.render import png_caption
 
-TEMPLATES = Path(__file__).parent / "templates"
-REPORT_SUFFIX = "-report.html"
 # train keys that configure the pipeline rather than the estimator (the rest are its hyperparameters)
 NOT_HYPERPARAMETERS = ("estimator", "scale_features", "preprocess")
-
-
-def report_page(notebook: Path) -> Path:
-    """Where the readers' page of an executed notebook goes: ``<stage>-report.html`` beside it."""
-    return notebook.with_name(notebook.stem + REPORT_SUFFIX)
-
-
-def render_notebook(notebook: Path) -> Path:
-    """Write ``<notebook>.html`` (the whole notebook) and ``<stage>-report.html`` (no code, no logs)
-    beside the executed notebook; return the path of the first."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(notebook, as_version=4)
-    full = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)])
-    target = notebook.with_suffix(".html")
-    target.write_text(full.from_notebook_node(nb)[0], encoding="utf-8")
-    readers = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
-                           exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = readers.from_notebook_node(readers_notebook(nb, target.name))
-    report_page(notebook).write_text(body, encoding="utf-8")
-    return target
-
-
-def readers_notebook(nb, full_html: str):
-    """A copy of the notebook for readers: code cells keep only what they show (tables, plots, printed
-    text, errors), never their logs; a link back to the index and to the whole notebook comes first."""
-    import copy
-
-    import nbformat
-
-    shown = copy.deepcopy(nb)
-    cells = [nbformat.v4.new_markdown_cell(
-        f"[← run index](index.html) · [the whole notebook, with code and logs]({full_html})")]
-    for cell in shown.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [out for out in cell.get("outputs", []) if _for_readers(out)]
-            if not cell.outputs:
-                continue
-        cells.append(cell)
-    shown.cells = cells
-    return shown
-
-
-def _for_readers(output) -> bool:
-    """Tables, plots, printed text and errors; not stderr (logs, warnings), not a bare value's repr
-    (``'1'``, ``(442, 11)``), which means nothing without the code that produced it."""
-    kind = output.get("output_type")
-    if kind == "stream":
-        return output.get("name") == "stdout"
-    if kind in ("execute_result", "display_data"):
-        return any(m != "text/plain" for m in output.get("data", {}))
-    return True  # errors: a failed stage's report shows what went wrong
-
-
-class Facts(dict):
-    """A dict (a gate decision, a promotion, metrics) that a notebook shows as a two-column table,
-    so that a long reason wraps instead of running off the page as one line of JSON."""
-
-    def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fact(v))}</td></tr>"
-                       for k, v in self.items() if not isinstance(v, (list, dict)))
-        return f'<table class="facts">{rows}</table>'
-
-
-def _fact(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def figure_caption(fig) -> str:
-    """A figure's own words for its caption: its title, else its panels' titles."""
-    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
-    if title:
-        return title
-    return " · ".join(t for t in (ax.get_title() for ax in fig.axes) if t)
-
-
-def png_caption(path: Path) -> str:
-    """The caption a PNG carries (its ``Title`` text chunk, written by Stage.save_figure), else its
-    file name in words."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        data = b""
-    position = 8  # after the PNG signature: chunks of length, type, data, CRC
-    while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
-        if kind in (b"tEXt", b"zTXt", b"iTXt"):
-            key, _, rest = body.partition(b"\0")
-            if key == b"Title":  # tEXt and zTXt hold Latin-1; iTXt (what matplotlib writes beyond it) UTF-8
-                if kind == b"tEXt":
-                    return rest.decode("latin-1")
-                if kind == b"zTXt":
-                    return zlib.decompress(rest[1:]).decode("latin-1")
-                flag, rest = rest[0], rest[2:]  # compression flag, method, language\0, translated key\0, text
-                rest = rest.split(b"\0", 2)[2]
-                return (zlib.decompress(rest) if flag else rest).decode("utf-8", "replace")
-        if kind == b"IDAT":  # matplotlib writes its text chunks before the image data
-            break
-        position += 12 + length
-    return path.stem.replace("_", " ").capitalize()
-
 
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700",
                   "running": "#0969da", "skipped": "#6e7781", "pending": "#6e7781", "reused": "#6e7781"}

@@ -31,7 +31,7 @@ from modelfactory.errors import (
     StageFailedError,
 )
 from modelfactory.pipeline import PipelineSpec, load_pipeline, select_stages
-from modelfactory.report import report_page
+from modelfactory.render import report_page
 from modelfactory.verdict import verdict_line
 
 
@@ -191,7 +191,7 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
     """Run every planned stage; return the exit code (0, or the failed stage's documented code)."""
     root = paths.project_root()
     import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
-    from modelfactory import report  # noqa: F401
+    from modelfactory import render, report  # noqa: F401
 
     for number, run in enumerate(planned):
         code = _execute_run(run, pipeline, pool, root, say, progress)
@@ -381,7 +381,7 @@ def _check_outputs(run: PlannedRun, stage) -> None:
 def _render(notebook: Path) -> Path | None:
     if not notebook.exists():
         return None
-    from modelfactory.report import render_notebook
+    from modelfactory.render import render_notebook
 
     try:
         return render_notebook(notebook)

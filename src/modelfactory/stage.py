@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelfactory import paths, report, tracking
+from modelfactory import paths, render, tracking
 from modelfactory.errors import PipelineError
 from modelfactory.schema import Params
 
@@ -86,7 +86,7 @@ class Stage:
         """Save a figure as PNG into this stage's folder and the stage's MLflow run (under ``plots/``),
         with its titles as the PNG's caption (the run's index page shows both), and return it."""
         path = self.output(name)
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Title": report.figure_caption(fig)})
+        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Title": render.figure_caption(fig)})
         tracking.log_stage_artifact(path, "plots")
         return fig
 
@@ -97,7 +97,7 @@ class Stage:
         known = json.loads(path.read_text()) if path.is_file() else {}
         known.update({f"{prefix}{k}": v for k, v in metrics.items()})
         self.save_json(known, METRICS_FILE)
-        return report.Facts(metrics)
+        return render.Facts(metrics)
 
     def log_params(self, values: Mapping) -> None:
         """Record params (e.g. the estimator spec) on the stage's MLflow run."""
@@ -126,7 +126,7 @@ class Stage:
         self.save_json(decision, name)
         prefix = Path(name).stem
         mlflow.set_tags({f"{prefix}.{k}": str(v)[:5000] for k, v in decision.items() if not isinstance(v, (list, dict))})
-        return report.Facts(decision)
+        return render.Facts(decision)
 
     def load_model(self, stage: str = "train"):
         """Load the model an earlier stage saved, as the scikit-learn object (trusting only the

@@ -7,8 +7,9 @@ import pandas as pd
 import yaml
 
 from conftest import ROOT
-from modelfactory import evaluate, report
-from modelfactory.report import render_notebook, write_index
+from modelfactory import evaluate, render, report
+from modelfactory.render import render_notebook
+from modelfactory.report import write_index
 
 
 def test_notebook_html_needs_no_network(tmp_path):
@@ -92,7 +93,7 @@ def test_readers_page_has_no_code_logs_or_test_markers_and_links_the_whole_noteb
         copy = tmp_path / f"{stage}.ipynb"
         copy.write_text((ROOT / f"notebooks/{stage}.ipynb").read_text())
         full = render_notebook(copy).read_text()
-        readers = report.report_page(copy).read_text()
+        readers = render.report_page(copy).read_text()
         assert log in full and "NBVAL_CHECK_OUTPUT" in full and "open_stage" in full  # the whole notebook
         for hidden in (log, "NBVAL_CHECK_OUTPUT", "open_stage", "highlight hl-ipython3"):  # the last: a code cell
             assert hidden not in readers, (stage, hidden)
@@ -114,17 +115,17 @@ def test_comparison_chart_has_a_panel_per_metric_on_its_own_scale():
 def test_plot_captions_travel_inside_the_png(tmp_path):
     comparison = pd.DataFrame({"rmse": [53.8, 73.2]}, index=["candidate", "baseline"])
     fig = evaluate.plot_comparison(comparison)
-    caption = report.figure_caption(fig)
+    caption = render.figure_caption(fig)
     assert caption == "Holdout metrics: candidate, baseline"
     for title in (caption, "R² · residuals", "rmse ≤ 70 (not Latin-1)"):
         fig.savefig(tmp_path / "plot.png", metadata={"Title": title})
-        assert report.png_caption(tmp_path / "plot.png") == title
+        assert render.png_caption(tmp_path / "plot.png") == title
     (tmp_path / "gate_checks.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # no caption recorded: its name in words
-    assert report.png_caption(tmp_path / "gate_checks.png") == "Gate checks"
+    assert render.png_caption(tmp_path / "gate_checks.png") == "Gate checks"
 
 
 def test_a_decision_shows_as_a_table_not_a_line():
-    shown = report.Facts({"passed": False, "reason": "rmse <b>58.75</b> is worse", "checks": [{"a": 1}]})
+    shown = render.Facts({"passed": False, "reason": "rmse <b>58.75</b> is worse", "checks": [{"a": 1}]})
     assert shown == {"passed": False, "reason": "rmse <b>58.75</b> is worse", "checks": [{"a": 1}]}
     table = shown._repr_html_()
     assert table.startswith('<table class="facts">') and "<th>reason</th><td>rmse &lt;b&gt;58.75&lt;/b&gt; is worse" in table
