@@ -66,10 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
 
-    runs = sub.add_parser("runs", help="list past runs with their status and headline metric")
+    runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M")
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
                       help="show the newest N runs (default: 20)")
+
+    compare = sub.add_parser("compare", help="what changed between two runs: the params that differ, the "
+                             "metrics side by side, each gate decision")
+    compare.add_argument("run_a", metavar="RUN_A", help="a run id (or its start, or 'latest')")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run to compare it with")
 
     report = sub.add_parser("report", help="print (or open) the HTML report of a run")
     report.add_argument("run_id", nargs="?", default="latest", help="a run id, or 'latest' (default)")
@@ -226,37 +231,39 @@ def _key_value(item: str, flag: str) -> tuple[str, str]:
 
 
 def _cmd_runs(args, argv) -> int:
+    from modelfactory.compare import readable_metric
     from modelfactory.manifest import list_runs
+    from modelfactory.verdict import gate_cell
 
     found = list_runs(args.model)[: args.limit]
     if not found:
         print("no runs yet: modelfactory run")
         return 0
-    print(f"{'run id':34} {'model':14} {'env':6} {'status':12} headline")
+    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
-        first = next(iter(metrics.items()), None)
-        headline = f"{first[0]}={first[1]:.4g}" if first else "-"
-        print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m['status']:12} {headline}")
+        first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
+        headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
+        print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
+              f"{gate_cell(m):13} {headline}")
+    return 0
+
+
+def _cmd_compare(args, argv) -> int:
+    from modelfactory.compare import compare_runs
+    from modelfactory.manifest import find_run
+    from modelfactory.yamlfile import read_yaml
+
+    a, b = find_run(args.run_a), find_run(args.run_b)
+    params = [read_yaml(Path(m["_dir"]) / "params.yaml") for m in (a, b)]
+    print("\n".join(compare_runs(a, b, *params)))
     return 0
 
 
 def _cmd_report(args, argv) -> int:
-    from modelfactory import paths
-    from modelfactory.errors import RunNotFoundError
-    from modelfactory.manifest import list_runs
+    from modelfactory.manifest import find_run
 
-    runs = list_runs()
-    if args.run_id == "latest":
-        chosen = runs[:1]
-    else:
-        chosen = [m for m in runs if m["run_id"] == args.run_id or m["run_id"].startswith(args.run_id)]
-    if not chosen:
-        raise RunNotFoundError(f"no run '{args.run_id}' in {paths.relative_to_root(paths.runs_dir())} (see: modelfactory runs)")
-    if len(chosen) > 1:
-        raise RunNotFoundError(f"'{args.run_id}' matches {len(chosen)} runs; give more of the id")
-
-    index = Path(chosen[0]["_dir"]) / "index.html"
+    index = Path(find_run(args.run_id)["_dir"]) / "index.html"
     print(index)
     if args.open:
         import webbrowser
@@ -399,10 +406,16 @@ def _cmd_score(args, argv) -> int:
 
 
 def _cmd_champion(args, argv) -> int:
-    from modelfactory.registry import PREVIOUS, champion_version, version_with_role
+    from modelfactory.registry import PREVIOUS, champion_version, gate_verdict, newest_version, version_with_role
 
     name = _connect_registry(args)
-    print(f"{name}: champion {champion_version(name) or 'none'}, previous {version_with_role(name, PREVIOUS) or 'none'}")
+    champion = champion_version(name)
+    print(f"{name}: champion {champion or 'none'}, previous {version_with_role(name, PREVIOUS) or 'none'}")
+    newest = newest_version(name)
+    if newest is not None and newest != champion:  # a newer candidate that did not become champion: say why
+        decision, reason = gate_verdict(name, newest)
+        said = {"rejected": f"rejected by the gate: {reason}", "passed": f"passed the gate ({reason}); not champion"}
+        print(f"  newest version {newest}: {said.get(decision, 'no gate decision recorded')}")
     return 0
 
 
@@ -512,7 +525,7 @@ def _azure(command):
     return run
 
 
-COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "report": _cmd_report, "params": _cmd_params,
+COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks, "data": _cmd_data}
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from modelfactory import modeling
+from modelfactory.verdict import metric_label
 
 
 def models_to_compare(candidate, baseline, champion=None) -> dict:
@@ -44,14 +45,31 @@ def judge_against_baseline(comparison: pd.DataFrame, primary_metric: str, decima
     ).set_index("metric")
 
 
+MODEL_COLOURS = {"candidate": "#4c72b0", "baseline": "#bbbbbb", "champion": "#dd8452"}
+
+
 def plot_comparison(comparison: pd.DataFrame):
-    """Grouped bars: each metric for the candidate and the baseline."""
+    """One panel per metric, each on its own scale (an RMSE of 50 would flatten an R² of 0.45 on a
+    shared axis): a bar per model, labelled with its value."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    comparison.T.plot.bar(ax=ax, color=["#4c72b0", "#bbbbbb", "#dd8452"][: len(comparison)], rot=0)
-    ax.set_title("Holdout metrics: " + " vs ".join(comparison.index))
-    ax.legend(title=None)
+    metrics = list(comparison.columns)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.2 * len(metrics) + 0.4, 3.0), squeeze=False)
+    names = list(comparison.index)
+    colours = [MODEL_COLOURS.get(name, "#8172b3") for name in names]
+    for ax, metric in zip(axes[0], metrics):
+        values = comparison[metric].astype(float).to_numpy()
+        bars = ax.bar(names, values, color=colours)
+        ax.bar_label(bars, labels=[f"{v:#.3g}" for v in values], fontsize=9, padding=2)
+        better = "higher" if modeling.higher_is_better(metric) else "lower"
+        ax.set_title(f"{metric_label(metric)}\n({better} is better)", fontsize=10)
+        low, high = min(0.0, float(np.nanmin(values))), max(0.0, float(np.nanmax(values)))
+        room = 0.15 * ((high - low) or 1.0)  # for the value labels, above a bar or below a negative one
+        ax.set_ylim(low - room if low < 0 else 0.0, high + room)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.tick_params(labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle("Holdout metrics: " + ", ".join(names), fontsize=11)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -16,6 +16,7 @@ import pandas as pd
 from modelfactory import modeling
 
 BEATS_BASELINE = "beats baseline"
+BEATS_CHAMPION = "beats champion"
 
 
 def judge_candidate(comparison: pd.DataFrame, gate: Mapping, primary_metric: str) -> pd.DataFrame:
@@ -48,24 +49,79 @@ def judge_candidate(comparison: pd.DataFrame, gate: Mapping, primary_metric: str
         champ = float(comparison.loc["champion", primary_metric])
         bar = champ + gate["margin"] if higher else champ - gate["margin"]
         ok = value > bar if higher else value < bar
-        rows.append((f"beats champion by margin {gate['margin']}", primary_metric, value, bar, ok))
+        label = BEATS_CHAMPION + (f" by margin {gate['margin']}" if gate["margin"] else "")
+        rows.append((label, primary_metric, value, bar, ok))
     else:
-        rows.append(("beats champion", primary_metric, value, float("nan"), True))
-    return pd.DataFrame(rows, columns=["check", "metric", "candidate", "limit", "passed"])
+        champ = float("nan")
+        rows.append((BEATS_CHAMPION, primary_metric, value, champ, True))
+    checks = pd.DataFrame(rows, columns=["check", "metric", "candidate", "limit", "passed"])
+    # What decide() needs to word a failure, kept off the table the notebook shows.
+    checks.attrs.update(higher_is_better=higher, champion=champ, margin=float(gate["margin"]))
+    return checks
 
 
 def decide(checks: pd.DataFrame, champion_version: str | None) -> dict:
-    """The gate's verdict: passed or not, and a reason naming every failed check."""
+    """The gate's verdict: passed or not, and a reason that says in plain words what failed (every
+    failed check, e.g. "rmse 53.82 is worse than champion v1's 53.78") or why it passed."""
     failed = checks[~checks["passed"]]
+    champion = f"champion v{champion_version}" if champion_version is not None else "the champion"
     if len(failed):
-        reason = "; ".join(f"{r.check}: {r.metric}={r.candidate:.6g} vs {r.limit:.6g}" for r in failed.itertuples())
+        reason = "; ".join(describe_check(row, champion, checks.attrs) for row in failed.itertuples())
     elif champion_version is None:
         reason = ("no champion yet; beats the baseline and meets all thresholds" if BEATS_BASELINE in set(checks["check"])
                   else "no champion yet; all thresholds met (evaluate.gate.beat_baseline is off)")
     else:
-        reason = f"beats champion version {champion_version} and meets all thresholds"
+        row = next(checks[checks["check"].str.startswith(BEATS_CHAMPION)].itertuples(), None)
+        if row is None:
+            reason = f"beats {champion} and meets all thresholds"
+        else:
+            value, champ = pair(row.candidate, _champion_value(row, checks.attrs))
+            reason = f"{row.metric} {value} beats {champion}'s {champ} and meets all thresholds"
     return {"passed": failed.empty, "reason": reason, "champion_version": champion_version,
             "checks": checks.to_dict(orient="records")}
+
+
+def describe_check(row, champion: str, facts: Mapping) -> str:
+    """One failed check in plain words: the metric, the candidate's value, and what it had to beat.
+
+    Args:
+        row: a row of judge_candidate's table (``check``, ``metric``, ``candidate``, ``limit``).
+        champion: how to name the champion, e.g. ``champion v1``.
+        facts: judge_candidate's ``attrs``: ``higher_is_better``, ``champion`` (its value), ``margin``.
+    """
+    if row.check.endswith("threshold"):
+        value, limit = pair(row.candidate, row.limit)
+        side = "below the minimum" if ">=" in row.check else "above the maximum"
+        return f"{row.metric} {value} is {side} {limit} (evaluate.gate.thresholds)"
+    if row.check == BEATS_BASELINE:
+        value, base = pair(row.candidate, row.limit)
+        return f"{row.metric} {value} is {'no better than' if row.candidate == row.limit else 'worse than'} the baseline's {base}"
+    champ_value = _champion_value(row, facts)
+    value, champ = pair(row.candidate, champ_value)
+    higher = facts.get("higher_is_better", True)
+    better = row.candidate > champ_value if higher else row.candidate < champ_value
+    if better:  # better, but not by the margin params ask for
+        return (f"{row.metric} {value} beats {champion}'s {champ} by less than the margin "
+                f"{facts.get('margin', 0.0):g} (evaluate.gate.margin)")
+    return f"{row.metric} {value} is {'no better than' if row.candidate == champ_value else 'worse than'} {champion}'s {champ}"
+
+
+def _champion_value(row, facts: Mapping) -> float:
+    """The champion's own value: the limit undone by the margin (tables made before attrs held it)."""
+    champ = facts.get("champion")
+    if champ is not None and pd.notna(champ):
+        return float(champ)
+    margin = facts.get("margin", 0.0)
+    return row.limit - margin if facts.get("higher_is_better", True) else row.limit + margin
+
+
+def pair(a: float, b: float, digits: int = 4) -> tuple[str, str]:
+    """Two numbers to 4 significant digits, or as many more as it takes to tell them apart."""
+    for places in range(digits, 16):
+        left, right = f"{a:.{places}g}", f"{b:.{places}g}"
+        if left != right or a == b:
+            return left, right
+    return left, right
 
 
 def plot_gate(checks: pd.DataFrame):

@@ -84,6 +84,28 @@ def list_runs(model: str | None = None, root: Path | None = None) -> list[dict]:
     return sorted(found, key=lambda m: (m.get("created", ""), m.get("run_id", "")), reverse=True)
 
 
+def find_run(run_id: str, root: Path | None = None) -> dict:
+    """The manifest of one run: ``latest``, a whole run id, or the start of one that only one run has.
+
+    Raises:
+        RunNotFoundError: no such run, or the start of more than one id (one line, exit code 2).
+    """
+    from modelfactory.errors import RunNotFoundError
+
+    runs = list_runs(root=root)
+    if run_id == "latest":
+        chosen = runs[:1]
+    else:
+        exact = [m for m in runs if m["run_id"] == run_id]
+        chosen = exact or [m for m in runs if m["run_id"].startswith(run_id)]
+    if not chosen:
+        raise RunNotFoundError(f"no run '{run_id}' in {paths.relative_to_root(paths.runs_dir(root))} "
+                               "(see: modelfactory runs)")
+    if len(chosen) > 1:
+        raise RunNotFoundError(f"'{run_id}' matches {len(chosen)} runs; give more of the id")
+    return chosen[0]
+
+
 def process_identity(pid: int | None = None) -> dict:
     """Who runs a run: process id and start time, and the machine, boot and PID namespace they mean
     something in (a process id alone is reused; its start time tells the processes apart)."""

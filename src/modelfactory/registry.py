@@ -84,6 +84,17 @@ def version_with_role(name: str, role: str) -> str | None:
     return max((str(v.version) for v in found), key=int, default=None)
 
 
+def newest_version(name: str) -> str | None:
+    """The most recently registered version of a model (whatever the gate said), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client().search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return max((str(v.version) for v in found), key=int, default=None)
+
+
 def champion_version(name: str) -> str | None:
     """The current champion's version of a registered model, or None."""
     return version_with_role(name, CHAMPION)

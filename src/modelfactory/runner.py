@@ -31,6 +31,8 @@ from modelfactory.errors import (
     StageFailedError,
 )
 from modelfactory.pipeline import PipelineSpec, load_pipeline, select_stages
+from modelfactory.render import report_page
+from modelfactory.verdict import verdict_line
 
 
 @dataclass
@@ -189,7 +191,7 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
     """Run every planned stage; return the exit code (0, or the failed stage's documented code)."""
     root = paths.project_root()
     import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
-    from modelfactory import report  # noqa: F401
+    from modelfactory import render, report  # noqa: F401
 
     for number, run in enumerate(planned):
         code = _execute_run(run, pipeline, pool, root, say, progress)
@@ -255,6 +257,8 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
         htmls = {name: future.result() for name, future in renders.items()}
     for name, html in htmls.items():
         run.manifest["stages"][name]["html"] = html.name if html else None
+        page = report_page(html) if html else None
+        run.manifest["stages"][name]["report"] = page.name if page and page.is_file() else None
     final_status = outcome[1] if outcome else "succeeded"
     _close_tracking(run, htmls, final_status, pool)
     failure = None
@@ -264,6 +268,9 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
     if outcome is None:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
             f"  report: {paths.relative_to_root(run.run_dir / 'index.html')}")
+        decision = verdict_line(run.manifest)
+        if decision:  # last, so that a rejection is the line nobody misses
+            say(decision)
         return 0
     name, status, error, duration = outcome
     if status == "interrupted":
@@ -374,7 +381,7 @@ def _check_outputs(run: PlannedRun, stage) -> None:
 def _render(notebook: Path) -> Path | None:
     if not notebook.exists():
         return None
-    from modelfactory.report import render_notebook
+    from modelfactory.render import render_notebook
 
     try:
         return render_notebook(notebook)
@@ -394,7 +401,8 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
     for name in run.stages:
         record = run.manifest["stages"][name]
         if record["status"] in ("succeeded", "failed", "interrupted"):
-            files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html")) if f]
+            files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html"), record.get("report"))
+                     if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
     args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
     code = ("from modelfactory.tracking import finish_pipeline_run as _mf_finish\n"

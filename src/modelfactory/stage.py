@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelfactory import paths, tracking
+from modelfactory import paths, render, tracking
 from modelfactory.errors import PipelineError
 from modelfactory.schema import Params
 
@@ -83,8 +83,11 @@ class Stage:
         return json.loads(self.input(stage, name).read_text())
 
     def save_figure(self, fig, name: str):
-        """Save a figure as PNG into this stage's folder (the report shows it) and return it."""
-        fig.savefig(self.output(name), dpi=110, bbox_inches="tight")
+        """Save a figure as PNG into this stage's folder and the stage's MLflow run (under ``plots/``),
+        with its titles as the PNG's caption (the run's index page shows both), and return it."""
+        path = self.output(name)
+        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Title": render.figure_caption(fig)})
+        tracking.log_stage_artifact(path, "plots")
         return fig
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> dict:
@@ -94,7 +97,7 @@ class Stage:
         known = json.loads(path.read_text()) if path.is_file() else {}
         known.update({f"{prefix}{k}": v for k, v in metrics.items()})
         self.save_json(known, METRICS_FILE)
-        return dict(metrics)
+        return render.Facts(metrics)
 
     def log_params(self, values: Mapping) -> None:
         """Record params (e.g. the estimator spec) on the stage's MLflow run."""
@@ -116,13 +119,14 @@ class Stage:
         return uri
 
     def record_decision(self, decision: Mapping, name: str) -> dict:
-        """Write a decision (the gate's, a promotion) as JSON and as tags on the stage's MLflow run."""
+        """Write a decision (the gate's, a promotion) as JSON and as tags on the stage's MLflow run;
+        return it as a dict that a notebook shows as a table rather than one long line."""
         import mlflow
 
         self.save_json(decision, name)
         prefix = Path(name).stem
         mlflow.set_tags({f"{prefix}.{k}": str(v)[:5000] for k, v in decision.items() if not isinstance(v, (list, dict))})
-        return dict(decision)
+        return render.Facts(decision)
 
     def load_model(self, stage: str = "train"):
         """Load the model an earlier stage saved, as the scikit-learn object (trusting only the

@@ -174,6 +174,13 @@ def log_stage_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
     mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items()})
 
 
+def log_stage_artifact(path: Path, folder: str) -> None:
+    """Attach a file (a plot) to the active stage run, under ``folder``, so the MLflow UI shows it."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=folder)
+
+
 def log_stage_params(values: Mapping) -> None:
     """Log flat params (dotted keys) to the active stage run."""
     import mlflow

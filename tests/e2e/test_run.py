@@ -34,6 +34,11 @@ def test_run_succeeds_for_both_demo_models(full_run):
         assert [m["stages"][s]["status"] for s in STAGES] == ["succeeded"] * 4
         assert f"report: runs/{m['run_id']}/index.html" in done.stdout
     assert re.search(r"\[2/4\] train ok \(\d+\.\d s\)", done.stdout)
+    # each model's block ends with what became of its candidate: the first champion of each
+    blocks = re.split(r"\n(?=run \S+: )", done.stdout.strip())  # at each "run <id>: <model> in <env>, ..."
+    assert len(blocks) == 2
+    assert [block.splitlines()[-1] for block in blocks] == [
+        "candidate v1 promoted: no champion yet; beats the baseline and meets all thresholds"] * 2
 
 
 def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):
@@ -56,7 +61,16 @@ def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):
             assert notebook["metadata"]["papermill"]["input_path"] == f"notebooks/{stage}.ipynb"
             assert not re.search(r'"/(tmp|work|root|home)/', (run_dir / record["notebook"]).read_text())
         index = (run_dir / "index.html").read_text()
-        assert all(f'href="{s}.html"' in index for s in STAGES)
+        assert all(f'href="{s}.html"' in index and f'href="{s}-report.html"' in index for s in STAGES)
+        verdict = index[index.index('<section class="verdict"'):index.index("</section>")]
+        estimator = "Ridge" if m["model"] == "diabetes" else "LogisticRegression"
+        for words in ("candidate v1 promoted", f"<b>{estimator}</b>", f"{m['model']}-dev version 1",
+                      f"hash {m['data']['hash'][:12]}", "<b>yes</b>: version 1 is champion"):
+            assert words in verdict, words
+        for stage in STAGES:  # the readers' page: what the stage showed, without its code or logs
+            readers = (run_dir / m["stages"][stage]["report"]).read_text()
+            assert "NBVAL_CHECK_OUTPUT" not in readers and "open_stage" not in readers
+            assert "INFO mlflow" not in readers and "Successfully registered model" not in readers
         assert 'src="evaluate/diagnostics.png"' in index
         assert m["headline_metrics"], "evaluate's metrics reach the manifest"
         assert (run_dir / "deploy/package/score.py").is_file()
@@ -79,7 +93,10 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_stage(full_run):
             assert child.info.status == "FINISHED"
             names = {a.path for a in client.list_artifacts(child.info.run_id, "notebook")}
             stage = child.info.run_name
-            assert names == {f"notebook/{stage}.ipynb", f"notebook/{stage}.html"}
+            assert names == {f"notebook/{stage}.ipynb", f"notebook/{stage}.html", f"notebook/{stage}-report.html"}
+            plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+            assert plots == {f"plots/{p.name}" for p in (project / "runs" / m["run_id"] / stage).glob("*.png")}
+            assert plots or stage in ("train", "deploy"), stage  # the MLflow UI shows the stage's plots
         evaluate = next(c for c in children if c.info.run_name == "evaluate")
         primary = "holdout_rmse" if m["model"] == "diabetes" else "holdout_roc_auc"
         assert evaluate.data.metrics[primary] == pytest.approx(m["headline_metrics"][primary])
@@ -90,7 +107,8 @@ def test_runs_and_report_commands(full_run):
     listing = cli(project, "runs")
     assert listing.returncode == 0
     for m in runs_of(project):
-        assert re.search(rf"{m['run_id']}\s+{m['model']}\s+dev\s+succeeded\s+holdout_", listing.stdout)
+        assert re.search(rf"{m['run_id']}\s+{m['model']}\s+dev\s+training\s+succeeded\s+v1 promoted\s+[A-Z]",
+                         listing.stdout)
     report = cli(project, "report", "latest")
     assert report.returncode == 0 and report.stdout.strip().endswith("index.html")
     assert Path(report.stdout.strip()).is_file()
@@ -140,7 +158,20 @@ def test_worse_model_is_rejected_and_champion_unchanged(full_run):
     assert done.returncode == 0, done.stdout + done.stderr  # evaluate.gate.fail_on_reject is false
     m = runs_of(project)[-1]
     assert not m["gate"]["passed"]
-    assert m["gate"]["reason"].startswith("beats champion by margin 0.0: rmse=")
+    assert re.fullmatch(r"rmse [\d.]+ is worse than champion v1's 53\.78", m["gate"]["reason"]), m["gate"]["reason"]
+    version = m["gate"]["version"]
+    # the run's last line says so, and so do `runs` and the index page
+    assert done.stdout.strip().splitlines()[-1] == f"candidate v{version} rejected: {m['gate']['reason']}"
+    assert re.search(rf"{m['run_id']}\s+diabetes\s+dev\s+training\s+succeeded\s+v{version} rejected\s",
+                     cli(project, "runs").stdout)
+    index = (project / "runs" / m["run_id"] / "index.html").read_text()
+    assert f"candidate v{version} rejected" in index and "(alpha=1000)" in index
+    # what changed since the champion's run: alpha, and the metrics it moved
+    first = next(r for r in runs_of(project) if r["model"] == "diabetes" and r["gate"].get("version") == "1")
+    compared = cli(project, "compare", first["run_id"], m["run_id"])
+    assert compared.returncode == 0, compared.stderr
+    assert re.search(r"^  train\.alpha\s+1\.0\s+1000$", compared.stdout, re.M), compared.stdout
+    assert re.search(r"^  RMSE\s+53\.777\s+[\d.]+\s+\+[\d.]+$", compared.stdout, re.M), compared.stdout
     assert m["promotion"]["promoted"] is False and m["promotion"]["champion"] == "1"
     assert cli(project, "champion", "--model", "diabetes").stdout.strip().startswith("diabetes-dev: champion 1,")
     from mlflow import MlflowClient
@@ -152,7 +183,7 @@ def test_worse_model_is_rejected_and_champion_unchanged(full_run):
     strict = cli(project, "run", "--model", "diabetes", "--set", "train.alpha=1000",
                  "--set", "evaluate.gate.fail_on_reject=true", "--stages", "train,evaluate")
     assert strict.returncode == 1
-    assert "ModelfactoryError: candidate rejected by the champion gate: beats champion" in strict.stdout
+    assert "ModelfactoryError: candidate rejected by the champion gate: rmse " in strict.stdout
 
 
 def _listening_addresses(port: int) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 
 import numpy as np
 import pandas as pd
@@ -29,16 +30,35 @@ def test_candidate_must_beat_champion_by_the_margin():
     close = table(candidate=[53.5, 0.5], baseline=[73.0, 0.0], champion=[54.0, 0.5])
     decision = gate.decide(gate.judge_candidate(close, GATE, "rmse"), "3")
     assert not decision["passed"]
-    assert decision["reason"] == "beats champion by margin 1.0: rmse=53.5 vs 53"
+    assert decision["reason"] == "rmse 53.5 beats champion v3's 54 by less than the margin 1 (evaluate.gate.margin)"
     better = table(candidate=[52.0, 0.5], baseline=[73.0, 0.0], champion=[54.0, 0.5])
-    assert gate.decide(gate.judge_candidate(better, GATE, "rmse"), "3")["passed"]
+    passed = gate.decide(gate.judge_candidate(better, GATE, "rmse"), "3")
+    assert passed["passed"] and passed["reason"] == "rmse 52 beats champion v3's 54 and meets all thresholds"
+
+
+def test_a_candidate_worse_than_the_champion_is_rejected_in_words_that_read_as_a_failure():
+    """The old reason, "beats champion by margin 0.0: rmse=53.82 vs 53.78", read like a pass."""
+    worse = table(candidate=[53.82, 0.45], baseline=[73.2, 0.0], champion=[53.78, 0.454])
+    checks = gate.judge_candidate(worse, {**GATE, "margin": 0.0}, "rmse")
+    assert list(checks["check"])[-1] == "beats champion"  # no "by margin 0.0"
+    decision = gate.decide(checks, "1")
+    assert decision["reason"] == "rmse 53.82 is worse than champion v1's 53.78"
+    # as many digits as it takes to tell the two apart, and a tie is "no better", not "worse"
+    close = table(candidate=[53.7781, 0.45], baseline=[73.2, 0.0], champion=[53.7779, 0.454])
+    assert gate.decide(gate.judge_candidate(close, {**GATE, "margin": 0.0}, "rmse"), "1")["reason"] == (
+        "rmse 53.7781 is worse than champion v1's 53.7779")
+    tie = table(candidate=[0.9, 0.45], baseline=[0.5, 0.0], champion=[0.9, 0.454])
+    auc = {**GATE, "thresholds": {}, "margin": 0.0}
+    assert gate.decide(gate.judge_candidate(tie.rename(columns={"rmse": "roc_auc"}), auc, "roc_auc"), "2")["reason"] == (
+        "roc_auc 0.9 is no better than champion v2's 0.9")
 
 
 def test_threshold_failure_is_named_and_can_fail_the_stage():
     decision = gate.decide(gate.judge_candidate(table(candidate=[75.0, 0.2], baseline=[80.0, 0.0]), GATE, "rmse"), None)
-    assert decision["reason"] == "rmse <= threshold: rmse=75 vs 70; r2 >= threshold: r2=0.2 vs 0.3"
+    assert decision["reason"] == ("rmse 75 is above the maximum 70 (evaluate.gate.thresholds); "
+                                  "r2 0.2 is below the minimum 0.3 (evaluate.gate.thresholds)")
     assert gate.enforce(decision, fail_on_reject=False) == "rejected"
-    with pytest.raises(Exception, match="candidate rejected by the champion gate: rmse <= threshold"):
+    with pytest.raises(Exception, match="candidate rejected by the champion gate: rmse 75 is above the maximum 70"):
         gate.enforce(decision, fail_on_reject=True)
 
 
@@ -73,7 +93,7 @@ def test_first_model_worse_than_the_baseline_is_rejected_with_no_champion():
     assert comparison.loc["candidate", "rmse"] > 2 * comparison.loc["baseline", "rmse"]
     decision = gate.decide(gate.judge_candidate(comparison, default_gate, "rmse"), None)
     assert not decision["passed"]
-    assert decision["reason"].startswith("beats baseline: rmse=")
+    assert re.fullmatch(r"rmse [\d.]+ is worse than the baseline's [\d.]+", decision["reason"]), decision["reason"]
     assert gate.enforce(decision, fail_on_reject=False) == "rejected"
 
 
@@ -81,7 +101,7 @@ def test_a_model_no_better_than_the_baseline_is_rejected():
     """A constant target: the model and the baseline both predict it exactly; equal is not better."""
     tie = table(candidate=[0.0, 1.0], baseline=[0.0, 1.0])
     decision = gate.decide(gate.judge_candidate(tie, {**GATE, "thresholds": {}}, "rmse"), None)
-    assert not decision["passed"] and decision["reason"] == "beats baseline: rmse=0 vs 0"
+    assert not decision["passed"] and decision["reason"] == "rmse 0 is no better than the baseline's 0"
 
 
 def test_only_an_explicit_params_key_relaxes_the_baseline_check():

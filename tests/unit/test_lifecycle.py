@@ -44,7 +44,7 @@ def lifecycle(tmp_path, monkeypatch):
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x.head(), model.predict(x.head())),
                                             pip_requirements=["scikit-learn"])
-        decision = {"passed": passed, "reason": "fine" if passed else "beats baseline: rmse=163 vs 73",
+        decision = {"passed": passed, "reason": "fine" if passed else "rmse 163 is worse than the baseline's 73",
                     "champion_version": registry.champion_version(registry.registered_name(params[env]))}
         return registry.register_candidate(info.model_uri, registry.registered_name(params[env]), decision)
 
@@ -78,7 +78,7 @@ def test_promoting_a_rejected_version_is_refused_unless_forced_and_the_force_is_
     with pytest.raises(registry.RejectedVersionError) as info:
         registry.promote_by_hand("diabetes-dev", bad)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
-    assert str(info.value) == ("diabetes-dev version 2 was rejected by the gate (beats baseline: rmse=163 vs 73); "
+    assert str(info.value) == ("diabetes-dev version 2 was rejected by the gate (rmse 163 is worse than the baseline's 73); "
                                "pass --force to promote it anyway (the force is recorded on the version)")
     assert registry.champion_version("diabetes-dev") == good
     forced = registry.promote_by_hand("diabetes-dev", bad, force=True)
@@ -99,7 +99,8 @@ def test_promote_command_refuses_a_rejected_version_in_one_line(lifecycle, capsy
     err = _errors(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("error: diabetes-stage version 1 was rejected by the gate")
     assert main(["champion", "--model", "diabetes", "--env", "stage"]) == 0
-    assert capsys.readouterr().out == "diabetes-stage: champion none, previous none\n"
+    assert capsys.readouterr().out == ("diabetes-stage: champion none, previous none\n"
+                                       "  newest version 1: rejected by the gate: rmse 163 is worse than the baseline's 73\n")
     assert main(["promote", "--model", "diabetes", "--env", "stage", "--version", "1", "--force"]) == 0
     assert main(["champion", "--model", "diabetes", "--env", "dev"]) == 0
     assert capsys.readouterr().out.endswith("diabetes-dev: champion none, previous none\n")

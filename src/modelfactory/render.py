@@ -1,0 +1,119 @@
+"""Each executed notebook as two HTML pages, and what notebooks show: tables of facts, captioned plots.
+
+``<stage>.html`` is the whole executed notebook (code, logs, outputs), for whoever debugs it.
+``<stage>-report.html`` is for readers: the notebook's text, tables and plots, without code, logs
+(stderr: warnings, MLflow's log lines) or test markers, with a link to the whole notebook. Both need
+no network: the template drops JupyterLab's CDN scripts.
+"""
+
+from __future__ import annotations
+
+import html
+import struct
+import zlib
+from pathlib import Path
+
+TEMPLATES = Path(__file__).parent / "templates"
+REPORT_SUFFIX = "-report.html"
+
+
+def report_page(notebook: Path) -> Path:
+    """Where the readers' page of an executed notebook goes: ``<stage>-report.html`` beside it."""
+    return notebook.with_name(notebook.stem + REPORT_SUFFIX)
+
+
+def render_notebook(notebook: Path) -> Path:
+    """Write ``<notebook>.html`` (the whole notebook) and ``<stage>-report.html`` (no code, no logs)
+    beside the executed notebook; return the path of the first."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    full = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)])
+    target = notebook.with_suffix(".html")
+    target.write_text(full.from_notebook_node(nb)[0], encoding="utf-8")
+    readers = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
+                           exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = readers.from_notebook_node(readers_notebook(nb, target.name))
+    report_page(notebook).write_text(body, encoding="utf-8")
+    return target
+
+
+def readers_notebook(nb, full_html: str):
+    """A copy of the notebook for readers: code cells keep only what they show (tables, plots, printed
+    text, errors), never their logs; a link back to the index and to the whole notebook comes first."""
+    import copy
+
+    import nbformat
+
+    shown = copy.deepcopy(nb)
+    cells = [nbformat.v4.new_markdown_cell(
+        f"[← run index](index.html) · [the whole notebook, with code and logs]({full_html})")]
+    for cell in shown.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [out for out in cell.get("outputs", []) if _for_readers(out)]
+            if not cell.outputs:
+                continue
+        cells.append(cell)
+    shown.cells = cells
+    return shown
+
+
+def _for_readers(output) -> bool:
+    """Tables, plots, printed text and errors; not stderr (logs, warnings), not a bare value's repr
+    (``'1'``, ``(442, 11)``), which means nothing without the code that produced it."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return output.get("name") == "stdout"
+    if kind in ("execute_result", "display_data"):
+        return any(m != "text/plain" for m in output.get("data", {}))
+    return True  # errors: a failed stage's report shows what went wrong
+
+
+class Facts(dict):
+    """A dict (a gate decision, a promotion, metrics) that a notebook shows as a two-column table,
+    so that a long reason wraps instead of running off the page as one line of JSON."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fact(v))}</td></tr>"
+                       for k, v in self.items() if not isinstance(v, (list, dict)))
+        return f'<table class="facts">{rows}</table>'
+
+
+def _fact(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def figure_caption(fig) -> str:
+    """A figure's own words for its caption: its title, else its panels' titles."""
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if title:
+        return title
+    return " · ".join(t for t in (ax.get_title() for ax in fig.axes) if t)
+
+
+def png_caption(path: Path) -> str:
+    """The caption a PNG carries (its ``Title`` text chunk, written by Stage.save_figure), else its
+    file name in words."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    position = 8  # after the PNG signature: chunks of length, type, data, CRC
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key, _, rest = body.partition(b"\0")
+            if key == b"Title":  # tEXt and zTXt hold Latin-1; iTXt (what matplotlib writes beyond it) UTF-8
+                if kind == b"tEXt":
+                    return rest.decode("latin-1")
+                if kind == b"zTXt":
+                    return zlib.decompress(rest[1:]).decode("latin-1")
+                flag, rest = rest[0], rest[2:]  # compression flag, method, language\0, translated key\0, text
+                rest = rest.split(b"\0", 2)[2]
+                return (zlib.decompress(rest) if flag else rest).decode("utf-8", "replace")
+        if kind == b"IDAT":  # matplotlib writes its text chunks before the image data
+            break
+        position += 12 + length
+    return path.stem.replace("_", " ").capitalize()

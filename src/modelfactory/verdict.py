@@ -1,0 +1,75 @@
+"""A run's outcome in words: readable metric names, the gate's decision as one line, and the
+short gate cell of ``modelfactory runs``.
+
+Pure functions of a run's manifest (its ``gate`` and ``promotion`` records, its headline metrics);
+no heavy import, so the CLI can use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Metric keys (modeling.METRICS) as people write them.
+METRIC_LABELS = {
+    "rmse": "RMSE", "mae": "MAE", "r2": "R²", "roc_auc": "ROC AUC", "roc_auc_ovr": "ROC AUC (one vs rest)",
+    "accuracy": "accuracy", "f1": "F1", "f1_macro": "F1 (macro)", "log_loss": "log loss",
+}
+# How the evaluate stage prefixes each model's metrics (evaluate.flatten_comparison).
+ROLES = {"holdout": "candidate", "baseline": "baseline", "champion": "champion"}
+
+
+def metric_label(name: str) -> str:
+    """``rmse`` -> ``RMSE``, ``roc_auc`` -> ``ROC AUC``; an unknown name with its underscores as spaces."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def metrics_by_model(headline: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """The evaluate stage's flat metrics (``holdout_rmse``, ``champion_rmse``, ...) as
+    ``{metric: {"candidate": .., "baseline": .., "champion": ..}}``, in the order first seen."""
+    table: dict[str, dict[str, float]] = {}
+    for key, value in headline.items():
+        prefix, _, metric = key.partition("_")
+        if prefix in ROLES and metric and isinstance(value, (int, float)):
+            table.setdefault(metric, {})[ROLES[prefix]] = float(value)
+    return table
+
+
+def format_value(value: float | None, decimals: int) -> str:
+    """A metric with a fixed number of decimals (one precision for a whole table); ``-`` for none."""
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def gate_cell(manifest: Mapping) -> str:
+    """The gate column of ``modelfactory runs``: ``v2 rejected``, ``v1 promoted``, ``v3 passed``
+    (judged but not promoted), or ``-`` for a run whose evaluate stage did not decide."""
+    gate = manifest.get("gate") or {}
+    if "passed" not in gate:
+        return "-"
+    version = f"v{gate['version']} " if gate.get("version") is not None else ""
+    if not gate["passed"]:
+        return f"{version}rejected"
+    promoted = (manifest.get("promotion") or {}).get("promoted")
+    return f"{version}{'promoted' if promoted else 'passed'}"
+
+
+def verdict_line(manifest: Mapping) -> str | None:
+    """What became of the candidate, in one line, e.g. "candidate v5 rejected: rmse 53.82 is worse
+    than champion v1's 53.78"; None when the run made no gate decision (no evaluate stage ran)."""
+    gate = manifest.get("gate") or {}
+    if "passed" not in gate:
+        return None
+    name = f"candidate v{gate['version']}" if gate.get("version") is not None else "candidate (not registered)"
+    if not gate["passed"]:
+        return f"{name} rejected: {gate['reason']}"
+    promotion = manifest.get("promotion") or {}
+    if promotion.get("promoted"):
+        previous = promotion.get("previous")
+        kept = f"; v{previous} kept for rollback" if previous else ""
+        return f"{name} promoted: {gate['reason']}{kept}"
+    if promotion:
+        reason = promotion.get("reason", "").removeprefix("not promoted: ")
+        return f"{name} passed the gate but was not promoted: {reason}"
+    how = f"modelfactory promote --model {manifest.get('model')} --version {gate['version']}"
+    if manifest.get("env"):
+        how += f" --env {manifest['env']}"
+    return f"{name} passed the gate ({gate['reason']}); not promoted, the deploy stage did not run: {how}"
