@@ -82,6 +82,11 @@ def data_registry_dir(root: Path | None = None) -> Path:
     return (root or project_root()) / "data" / "registry"
 
 
+def examples_dir(model: str, root: Path | None = None) -> Path:
+    """Where ``modelfactory notebooks --model M`` writes M's executed notebooks (committed, read on GitHub)."""
+    return (root or project_root()) / "docs" / "examples" / model
+
+
 def tracking_dir(root: Path | None = None) -> Path:
     """The folder of the embedded MLflow store (SQLite database plus artifacts)."""
     override = os.environ.get("MODELFACTORY_TRACKING_DIR")
