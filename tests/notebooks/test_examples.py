@@ -46,6 +46,7 @@ def test_each_example_is_the_current_notebook_executed_for_penguins(notebook):
     assert _code(example) == _code(shipped), f"notebooks/{notebook} changed: make notebooks"
     (injected,) = [c for c in example["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert f'model = "{MODEL}"' in "".join(injected["source"])
+    assert injected["id"] == "injected-parameters", "a fixed id: a refresh does not churn it"
     code = [c for c in example["cells"] if c["cell_type"] == "code"]
     assert all(c["execution_count"] for c in code), "every cell ran"
     assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
