@@ -19,6 +19,9 @@ from modelfactory import data, tracking
 from modelfactory.errors import DataValidationError, InputFileError
 
 NUMERIC = {"double", "float", "long", "integer"}
+# The dtype each numeric signature type is scored as, as score.py converts a request. An integer column
+# must arrive as integers: pandas reads it as floats once a cell is blank, and MLflow refuses floats there.
+NUMERIC_DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int32"}
 FORMATS = (".parquet", ".csv")  # what --input is read as and --output written as, by suffix
 
 
@@ -78,11 +81,14 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
             problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
             infinite = np.isinf(numeric.to_numpy(dtype="float64", na_value=np.nan))
             problems += [(r, name, f"not a finite number: {numeric[r]}") for r in values.index[infinite]]
+            if NUMERIC_DTYPES[kind] != "float64":  # the endpoint's answer to 1.5 in an integer column
+                fraction = np.isfinite(numeric) & (numeric % 1 != 0)
+                problems += [(r, name, f"expected a whole number, got {numeric[r]}") for r in values.index[fraction]]
             frame[name] = numeric
     bad = pd.DataFrame(problems, columns=["row", "column", "problem"]).sort_values("row", kind="stable")
     bad = bad.drop_duplicates("row").reset_index(drop=True)
     good = frame.drop(index=bad["row"]) if len(bad) else frame
-    return good.astype({n: "float64" for n, k in columns if k in NUMERIC}), bad
+    return good.astype({n: NUMERIC_DTYPES[k] for n, k in columns if k in NUMERIC}), bad
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,

@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("params", help="print the resolved params of a model as YAML")
     _add_params_args(show, many_models=False)
 
-    sub.add_parser("notebooks", help="re-execute notebooks/ in place, so their saved outputs are current")
+    notebooks = sub.add_parser("notebooks", help="re-execute notebooks/ in place, so their saved outputs are current")
+    notebooks.add_argument("--model", metavar="M", help="leave notebooks/ alone: execute them for model M and write "
+                           "the executed copies to docs/examples/M/")
 
     data = sub.add_parser("data", help="the data registry: register, list and show versioned raw data")
     data_sub = data.add_subparsers(dest="data_action", required=True, metavar="ACTION")
@@ -352,7 +354,7 @@ def _register_on_azure(record: dict, dry_run: bool) -> int:
 def _cmd_notebooks(args, argv) -> int:
     from modelfactory.refresh import refresh_notebooks
 
-    return refresh_notebooks()
+    return refresh_notebooks(model=args.model)
 
 
 def _connect_registry(args) -> str:

@@ -102,6 +102,11 @@ def data_input() -> Path | None:
     return Path(mount).expanduser() if mount else None
 
 
+def examples_dir(model: str, root: Path | None = None) -> Path:
+    """Where ``modelfactory notebooks --model M`` writes M's executed notebooks (committed, read on GitHub)."""
+    return (root or project_root()) / "docs" / "examples" / model
+
+
 def tracking_dir(root: Path | None = None) -> Path:
     """The folder of the embedded MLflow store (SQLite database plus artifacts)."""
     override = os.environ.get("MODELFACTORY_TRACKING_DIR")

@@ -201,10 +201,16 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     and lists packages the model does not need. The signature (column names and types, cheap to
     infer) marks a column optional where the pipeline imputes it, so the endpoint takes a null there.
     """
+    import warnings
+
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = optional_where_imputed(infer_signature(example, model.predict(example)), model)
+    with warnings.catch_warnings():
+        # MLflow's hint that an integer column cannot hold a gap: the endpoint and batch refuse a gap
+        # there in one line, so the hint (printed with a machine path into the notebook) is noise.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = optional_where_imputed(infer_signature(example, model.predict(example)), model)
     trusted = skops_trusted_types(model)
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, pip_requirements=pin_requirements(requirements),

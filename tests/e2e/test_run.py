@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import cli, copy_project, runs_of
+from conftest import ROOT, clean_env, cli, copy_project, runs_of
 from modelfactory.params import params_hash
 
 pytestmark = pytest.mark.e2e
@@ -19,16 +22,34 @@ STAGES = ["explore", "train", "evaluate", "deploy"]
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
+    """`make run` in a copy of the project, its recipe as the Makefile writes it (the penguins CSV
+    registered, then every model run), with this interpreter's bin folder as the virtualenv's."""
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
-    done = cli(project, "run")
+    shutil.copy2(ROOT / "Makefile", project / "Makefile")
+    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "run",
+                           f"BIN={Path(sys.executable).parent}"],
+                          cwd=project, env=clean_env(), capture_output=True, text=True, timeout=900)
     return project, done
 
 
-def test_run_succeeds_for_both_demo_models(full_run):
+def test_make_run_registers_the_penguins_csv_and_runs_every_demo_model(full_run):
+    from importlib.resources import files
+
+    from modelfactory.sources import hash_file
+
     project, done = full_run
     assert done.returncode == 0, done.stdout + done.stderr
     manifests = runs_of(project)
-    assert sorted(m["model"] for m in manifests) == ["breast_cancer", "diabetes"]
+    assert sorted(m["model"] for m in manifests) == ["breast_cancer", "diabetes", "penguins"]
+    shipped = files("palmerpenguins") / "data" / "penguins.csv"
+    assert re.search(r"^registered penguins:1 \(344 rows, 8 columns, hash [0-9a-f]{12}\)", done.stdout, re.M)
+    penguins = next(m for m in manifests if m["model"] == "penguins")
+    assert penguins["data"] == {"source": "registered", "name": "penguins", "uri": "penguins:1", "version": "1",
+                                "hash": hash_file(Path(str(shipped)))}
+    # make run's register step, again: the same content is the same version, and nothing is copied
+    again = cli(project, "data", "register", "penguins", str(shipped))
+    assert again.returncode == 0 and again.stdout.startswith("penguins:1 already holds this content")
+    assert [p.name for p in (project / "data" / "registry" / "penguins").iterdir()] == ["v1"]
     for m in manifests:
         assert m["status"] == "succeeded"
         assert [m["stages"][s]["status"] for s in STAGES] == ["succeeded"] * 4
@@ -98,7 +119,8 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_stage(full_run):
             assert plots == {f"plots/{p.name}" for p in (project / "runs" / m["run_id"] / stage).glob("*.png")}
             assert plots or stage in ("train", "deploy"), stage  # the MLflow UI shows the stage's plots
         evaluate = next(c for c in children if c.info.run_name == "evaluate")
-        primary = "holdout_rmse" if m["model"] == "diabetes" else "holdout_roc_auc"
+        params = yaml.safe_load((project / "runs" / m["run_id"] / "params.yaml").read_text())
+        primary = f"holdout_{params['evaluate']['primary_metric']}"
         assert evaluate.data.metrics[primary] == pytest.approx(m["headline_metrics"][primary])
 
 
@@ -145,7 +167,7 @@ def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
 
 def test_first_run_registers_and_promotes_the_first_champion(full_run):
     project, _ = full_run
-    for m in runs_of(project)[:2]:
+    for m in runs_of(project)[:3]:
         assert m["gate"]["passed"] and m["gate"]["reason"] == "no champion yet; beats the baseline and meets all thresholds"
         assert m["promotion"]["promoted"] and m["promotion"]["champion"] == m["gate"]["version"]
     shown = cli(project, "champion", "--model", "diabetes")

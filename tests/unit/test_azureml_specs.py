@@ -10,13 +10,19 @@ import yaml
 
 from conftest import ROOT, cli, copy_project
 
-MODELS = ["breast_cancer", "diabetes"]
+MODELS = ["breast_cancer", "diabetes", "penguins"]
 ENVS = ["dev", "prod", "stage"]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return copy_project(tmp_path_factory.mktemp("azure") / "project", whole=True)
+    from importlib.resources import files
+
+    project = copy_project(tmp_path_factory.mktemp("azure") / "project", whole=True)
+    # penguins reads the data registry, as after `make run` (which registers the package's CSV)
+    registered = cli(project, "data", "register", "penguins", str(files("palmerpenguins") / "data" / "penguins.csv"))
+    assert registered.returncode == 0, registered.stderr
+    return project
 
 
 @pytest.fixture

@@ -169,3 +169,33 @@ def test_a_failed_job_leaves_neither_output_nor_rows_set_aside(model, tmp_path):
     with pytest.raises(DataValidationError, match="cannot be read as csv"):
         score_file(folder, tmp_path / "in.csv", tmp_path / "out.parquet", SKIP, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_an_integer_column_scores_and_a_fraction_in_it_is_set_aside(tmp_path):
+    """A model with an integer input column (penguins' year): pandas reads the column as floats once a
+    cell is blank or fractional, and MLflow refuses floats for an integer column. The rows that are
+    whole numbers are scored; the others are set aside, as the endpoint refuses them (a whole number)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    x = pd.DataFrame({"year": np.arange(2000, 2030, dtype="int64"), "size": np.linspace(1.0, 3.0, 30)})
+    fitted = LinearRegression().fit(x, x["year"] * 0.5 + x["size"])
+    folder = tmp_path / "model"
+    mlflow.sklearn.save_model(fitted, folder, signature=infer_signature(x, fitted.predict(x)),
+                              pip_requirements=["scikit-learn"])
+    rows = x.astype(object)
+    rows.loc[3, "year"] = 2003.5
+    rows.loc[4, "year"] = None
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(folder, tmp_path / "in.csv", tmp_path / "out.csv",
+                         {"chunk_rows": 10, "on_bad_rows": "skip"}, progress=False)
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (30, 28, 2)
+    assert pd.read_csv(summary["rejected_file"]).to_dict(orient="records") == [
+        {"row": 3, "column": "year", "problem": "expected a whole number, got 2003.5"},
+        {"row": 4, "column": "year", "problem": "missing value"}]
+    out = pd.read_csv(tmp_path / "out.csv")
+    kept = x.drop(index=[3, 4])
+    assert out["row"].tolist() == kept.index.tolist()
+    assert out["year"].tolist() == kept["year"].tolist()
+    assert out["prediction"].to_numpy() == pytest.approx(fitted.predict(kept))
