@@ -62,22 +62,32 @@ def test_dry_run_builds_specs_that_azure_ai_ml_loads_and_validates(in_project, m
     assert job.experiment_name == f"modelfactory-{env}"
     assert job.tags["model"] == model and job.tags["env"] == env
     assert job.tags["git_commit"]
+    from modelfactory.azureml.jobs import DATA_INPUT, reader_stage
+
+    # A model whose rows are not bundled with scikit-learn gets them as the reader stage's job input.
+    reader = reader_stage(pipeline) if params["data"]["source"] != "sklearn" else None
     for stage in pipeline.stages:
         node = job.jobs[stage.name]
         bound = {name: str(value.path) for name, value in node.inputs.items()}
-        assert bound == {need: f"${{{{parent.jobs.{need}.outputs.run}}}}" for need in stage.needs}
+        wanted = {need: f"${{{{parent.jobs.{need}.outputs.run}}}}" for need in stage.needs}
+        if stage.name == reader:
+            wanted[DATA_INPUT] = f"${{{{parent.inputs.{DATA_INPUT}}}}}"
+        assert bound == wanted
         command = node.component.command
         assert f"--stages {stage.name}" in command and "--params-file params.yaml" in command
         assert "MODELFACTORY_RUNS_DIR=${{outputs.run}}" in command
         component = load_component(folder / "components" / f"{stage.name}.yaml")
         assert isinstance(component, CommandComponent) and component._validate().passed
-        assert set(component.inputs) == set(stage.needs) and set(component.outputs) == {"run"}
+        assert set(component.inputs) == set(wanted) and set(component.outputs) == {"run"}
 
     # The params travel inside the snapshot as YAML, typed, with tracking left to the job's workspace.
     shipped = yaml.safe_load((folder / "snapshot" / "params.yaml").read_text())
     assert shipped["tracking"]["uri"] == ""
     expected = copy.deepcopy(params)
     expected["tracking"]["uri"] = ""
+    expected["data"]["dataset"] = submission.dataset  # a registered `latest` is pinned for the steps
+    if params["data"]["source"] == "registered":
+        assert submission.dataset == "penguins:1"
     assert shipped == expected and isinstance(shipped["seed"], int)
     assert job.tags["params_hash"] == params_hash(shipped)  # what the steps' manifests will record
 
@@ -87,7 +97,10 @@ def test_dry_run_builds_specs_that_azure_ai_ml_loads_and_validates(in_project, m
     automl = load_job(folder / "automl.yaml")
     assert automl.target_column_name == params["data"]["target"]
     assert automl.task_type.lower() == params["model"]["task"]
-    assert (folder / "automl-data" / "MLTable").is_file() and (folder / "automl-data" / "dataset.parquet").is_file()
+    assert (folder / "automl-data" / "MLTable").is_file()
+    # Bundled rows exist nowhere else, so they are written once; a file's rows are linked, not copied.
+    copied = (folder / "automl-data" / "dataset.parquet").is_file()
+    assert copied == (params["data"]["source"] == "sklearn")
     assert not str(automl.training_data.path).startswith("azureml:")
 
 
