@@ -63,6 +63,8 @@ class DataSection(Section):
     holdout_fraction: float = Field(gt=0.0, lt=1.0)
     stratify: bool
     checks: DataChecks
+    # The data contract (contract.py): a mapping, or a YAML file under params/; None: inferred from the data.
+    contract: dict | str | None = None
 
     @field_validator("dataset")
     @classmethod
