@@ -97,6 +97,8 @@ def parse_contract(data, shown: str) -> Contract:
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "too_short":
+            message = "names no column" if key == "columns" else "lists nothing"
         elif error["type"] != "value_error" and "input" in error:
             value = error["input"]
             message += f", got {value!r}" if not isinstance(value, (dict, list)) else f", got a {type(value).__name__}"
@@ -216,6 +218,14 @@ def contract_for(frame: pd.DataFrame, data_params: Mapping) -> Contract:
     return declared_contract(data_params) or infer_contract(frame)
 
 
+def check_raw_data(frame: pd.DataFrame, data_params: Mapping) -> tuple[Contract, pd.DataFrame]:
+    """The explore stage's check: the contract the raw rows are held to (declared, else inferred from
+    them) and the table of every check they fail (empty when they keep it). The target may be in the
+    rows whether or not a strict contract names it."""
+    contract = contract_for(frame, data_params)
+    return contract, validate_frame(frame, contract, allowed=(data_params["target"],))
+
+
 def fit_to_model(contract: Contract, model) -> Contract:
     """What the fitted model adds to a contract. A column whose one-hot encoder refuses unknown
     categories (``train.preprocess.unknown_categories: refuse``) only takes the categories it saw,
@@ -236,6 +246,33 @@ def fit_to_model(contract: Contract, model) -> Contract:
             update["nullable"] = True
         columns[name] = spec.model_copy(update=update)
     return contract.model_copy(update={"columns": columns})
+
+
+def signature_contract(signature: list[tuple[str, str]], optional: set[str], known: Mapping[str, set]) -> Contract:
+    """The contract of a model logged without one (score.py's ``signature_contract``, in this module's
+    types): its signature's types, null where the signature marks a column optional, the categories
+    its encoders refuse others of, and strict."""
+    kinds = {"double": "number", "float": "number", "long": "integer", "integer": "integer", "string": "string",
+             "boolean": "boolean"}
+    columns = {}
+    for name, kind in signature:
+        spec = {"dtype": kinds.get(kind, "string"), "nullable": name in optional}
+        if name in known:
+            spec.update(dtype="category", categories=sorted((_category(v) for v in known[name]), key=str))
+        columns[name] = spec
+    return Contract.model_validate({"strict": True, "columns": columns})
+
+
+def refused_by(pyfunc_model) -> dict[str, set]:
+    """The categories a loaded pyfunc model's encoders refuse others of (modeling.refused_categories)."""
+    from mlflow.exceptions import MlflowException
+
+    from modelfactory.modeling import refused_categories
+
+    try:
+        return refused_categories(pyfunc_model.get_raw_model())
+    except MlflowException:  # a pyfunc flavour without a raw scikit-learn model: nothing to read
+        return {}
 
 
 def conform(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -330,11 +367,9 @@ def to_schema(contract: Contract):
     columns = {}
     for name, spec in contract.columns.items():
         dtype_name, range_name = check_names(spec)
-        checks = [pa.Check(lambda s, spec=spec: pd.Series(type_ok(s, spec), index=s.index), name=dtype_name,
-                           error=f"values are not {spec.dtype}")]
+        checks = [pa.Check(lambda s, spec=spec: pd.Series(type_ok(s, spec), index=s.index), name=dtype_name)]
         if range_name:
-            checks.append(pa.Check(lambda s, spec=spec: pd.Series(range_ok(s, spec), index=s.index), name=range_name,
-                                   error=f"values outside {range_name}"))
+            checks.append(pa.Check(lambda s, spec=spec: pd.Series(range_ok(s, spec), index=s.index), name=range_name))
         columns[name] = pa.Column(None, nullable=spec.nullable, unique=spec.unique, checks=checks, required=True,
                                   coerce=False)
     return pa.DataFrameSchema(columns, strict=contract.strict, coerce=False)
