@@ -290,6 +290,20 @@ def conform(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return frame.astype(types)
 
 
+def example_row(contract: Contract) -> dict:
+    """One row that keeps the contract: 0 (or the nearest bound) for numbers, the first category,
+    false, an empty string. What a package's sample request holds when no real rows are at hand."""
+    row = {}
+    for name, spec in contract.columns.items():
+        if spec.dtype in ("number", "integer"):
+            value = 0.0 if spec.min is None else max(0.0, spec.min)
+            value = value if spec.max is None else min(value, spec.max)
+            row[name] = math.ceil(value) if spec.dtype == "integer" else value
+        else:
+            row[name] = {"category": (spec.categories or [""])[0], "boolean": False}.get(spec.dtype, "")
+    return row
+
+
 # -- checking -----------------------------------------------------------------------------------------
 
 def _is_instance(values: pd.Series, kinds) -> np.ndarray:

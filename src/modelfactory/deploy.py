@@ -82,12 +82,15 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
 
 
 def signature_example(model_dir: Path) -> pd.DataFrame:
-    """One row of zeros shaped by a logged model's input signature: the sample request of a package
-    built from the registry, where no holdout rows are at hand."""
+    """One row shaped by a logged model's input signature: the sample request of a package built from
+    the registry, where no holdout rows are at hand. Its values keep the model's data contract (a
+    number within its range, a known category), so the sample request is one the endpoint takes."""
     from mlflow.models import Model
 
     schema = Model.load(str(model_dir / "MLmodel")).get_input_schema()
-    return pd.DataFrame([[0.0] * len(schema.inputs)], columns=[s.name for s in schema.inputs])
+    logged = contracts.model_contract(model_dir)
+    example = contracts.example_row(logged) if logged is not None else {}
+    return pd.DataFrame([[example.get(s.name, 0.0) for s in schema.inputs]], columns=[s.name for s in schema.inputs])
 
 
 def openapi_document(model_dir: Path, example: pd.DataFrame) -> dict:

@@ -335,3 +335,16 @@ def test_the_contract_travels_with_the_model_into_the_package(tmp_path):
     assert json.loads(answer.get_data(as_text=True)) == {"error": "row 1, column 'count': 12 is above the maximum 10"}
     answer = scorer.run(json.dumps({"input_data": {"columns": ["count", "share"], "data": [[2.0, 0.4]]}}))
     assert answer["predictions"] == pytest.approx(model.predict(x.iloc[[1]]).tolist())  # the long column took 2.0
+
+
+def test_a_package_built_from_the_registry_has_a_sample_request_the_endpoint_takes():
+    """`serve` and `endpoint` packages have no holdout rows for their sample request: a row of zeros
+    would break any contract whose ranges exclude 0 (an inferred one records the ranges seen)."""
+    rules = contract.parse_contract({"columns": {
+        "radius": {"dtype": "number", "min": 6.9, "max": 28.1}, "year": {"dtype": "integer", "min": 2007.5},
+        "depth": {"dtype": "number", "max": -1}, "island": {"dtype": "category", "categories": ["Dream"]},
+        "male": {"dtype": "boolean"}, "name": {"dtype": "string"}}}, "t")
+    row = contract.example_row(rules)
+    assert row == {"radius": 6.9, "year": 2008, "depth": -1, "island": "Dream", "male": False, "name": ""}
+    body = contract.to_json(rules)
+    assert request_path(body, list(row), [list(row.values())]) is None

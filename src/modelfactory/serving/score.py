@@ -35,6 +35,8 @@ rules = []  # one Rule per column: the data contract, compiled
 strict = True  # refuse columns the contract does not name (else they are dropped)
 casts = {}  # column -> the dtype the model's signature takes it in (integers stay integers)
 numeric_only = False  # every column a number or an integer: requests may take the numpy fast path
+lower = upper = whole = None  # the fast path's per-column bounds and integer mask (arrays)
+unique = []  # positions of the columns whose values must not repeat
 max_rows = None
 scored = None  # the ScoredDataWriter, when serving.json names a folder
 
@@ -265,7 +267,7 @@ class Rule:
 def compile_contract(contract, signature):
     """Make the contract (contract.json's content) this script's checks. Columns follow the model's
     signature (``[(name, type)]``); one the contract does not cover is held to its signature type."""
-    global columns, rules, strict, casts, numeric_only
+    global columns, rules, strict, casts, numeric_only, lower, upper, whole, unique
     specs = contract["columns"]
     names = [name for name, _ in signature] or list(specs)
     types = dict(signature)
@@ -275,6 +277,10 @@ def compile_contract(contract, signature):
     strict = bool(contract.get("strict"))
     casts = {name: DTYPES[t] for name, t in signature if t in DTYPES}
     numeric_only = all(rule.numeric and not rule.nullable for rule in rules)
+    lower = np.array([-np.inf if r.min is None else r.min for r in rules])
+    upper = np.array([np.inf if r.max is None else r.max for r in rules])
+    whole = np.array([r.dtype == "integer" for r in rules], dtype=bool)
+    unique = [i for i, r in enumerate(rules) if r.unique]
 
 
 def signature_contract(signature, optional, known):
@@ -419,13 +425,13 @@ def _fast_frame(rows, given, expected):
         return None
     if given != expected:
         values = values[:, [given.index(name) for name in expected]]
-    for i, rule in enumerate(rules):
-        column = values[:, i]
-        if rule.dtype == "integer" and not (column % 1 == 0).all():
-            return None
-        if (rule.min is not None and column.min() < rule.min) or (rule.max is not None and column.max() > rule.max):
-            return None
-        if rule.unique and len(np.unique(column)) != len(column):
+    # the whole contract in three array operations: bounds, whole numbers, then unique columns if any
+    if (values < lower).any() or (values > upper).any():
+        return None
+    if whole.any() and (values[:, whole] % 1 != 0).any():
+        return None
+    for i in unique:
+        if len(np.unique(values[:, i])) != len(values):
             return None
     frame = pd.DataFrame(values, columns=expected)
     return frame.astype(casts) if any(t != "float64" for t in casts.values()) else frame
