@@ -35,7 +35,7 @@ FILE = "contract.json"  # beside score.py in a package, and in the explore stage
 METADATA_KEY = "data_contract"  # where the contract sits in a logged model's MLmodel (its metadata)
 SHOWN_ROWS = 5  # example row numbers per failed check
 SHOWN_CATEGORIES = 50  # distinct text values up to which `data contract` lists them as categories
-DTYPES = ("integer", "number", "string", "boolean", "category")
+MOSTLY_NUMBERS = 0.5  # a text column with at least this share of numbers is numbers with mistyped cells
 
 
 class ColumnContract(BaseModel):
@@ -200,7 +200,7 @@ def _mostly_numbers(present: pd.Series) -> bool:
     """Text that is at least half numbers (CSV has no types: a mistyped cell makes a column text)."""
     if not len(present) or present.dtype != object or not _is_instance(present, str).all():
         return False
-    return bool(pd.to_numeric(present, errors="coerce").notna().mean() >= 0.5)
+    return bool(pd.to_numeric(present, errors="coerce").notna().mean() >= MOSTLY_NUMBERS)
 
 
 def _category(value):
