@@ -348,3 +348,14 @@ def test_a_package_built_from_the_registry_has_a_sample_request_the_endpoint_tak
     assert row == {"radius": 6.9, "year": 2008, "depth": -1, "island": "Dream", "male": False, "name": ""}
     body = contract.to_json(rules)
     assert request_path(body, list(row), [list(row.values())]) is None
+
+
+def test_a_nullable_number_column_keeps_the_fast_path_and_still_takes_a_null():
+    body = {"columns": {"count": {"dtype": "integer"}, "share": {"dtype": "number", "nullable": True, "max": 1}}}
+    score = load_score()
+    score.compile_contract(body, [("count", "long"), ("share", "double")])
+    assert score.numeric_only
+    frame = score.parse_request(json.dumps({"input_data": {"columns": ["count", "share"], "data": [[1, None], [2, 0.5]]}}))
+    assert frame["count"].tolist() == [1, 2] and math.isnan(frame["share"][0])
+    assert request_path(body, ["count", "share"], [[1, 0.5], [2, 2.0]], as_json=True) == \
+        "row 1, column 'share': 2.0 is above the maximum 1"

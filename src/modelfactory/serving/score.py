@@ -276,7 +276,9 @@ def compile_contract(contract, signature):
              for name in names]
     strict = bool(contract.get("strict"))
     casts = {name: DTYPES[t] for name, t in signature if t in DTYPES}
-    numeric_only = all(rule.numeric and not rule.nullable for rule in rules)
+    # Nullable columns may take the fast path too: a null makes numpy's array an object one, and the
+    # slow path then checks it.
+    numeric_only = all(rule.numeric for rule in rules)
     lower = np.array([-np.inf if r.min is None else r.min for r in rules])
     upper = np.array([np.inf if r.max is None else r.max for r in rules])
     whole = np.array([r.dtype == "integer" for r in rules], dtype=bool)
