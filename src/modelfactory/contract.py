@@ -226,6 +226,19 @@ def check_raw_data(frame: pd.DataFrame, data_params: Mapping) -> tuple[Contract,
     return contract, validate_frame(frame, contract, allowed=(data_params["target"],))
 
 
+def cover(contract: Contract | None, example: pd.DataFrame) -> Contract:
+    """The contract for exactly the model's input columns (``example``'s): a declared contract's
+    columns the model does not take (the target) are left out, and a column it does not name gets
+    the type and nulls inferred from the example, without a range, so the endpoint and batch check
+    every input column. No contract at all: one inferred from the example."""
+    if contract is None:
+        return infer_contract(example)
+    inferred = infer_contract(example).columns
+    columns = {name: contract.columns.get(name) or inferred[name].model_copy(update={"min": None, "max": None})
+               for name in map(str, example.columns)}
+    return contract.model_copy(update={"columns": columns})
+
+
 def fit_to_model(contract: Contract, model) -> Contract:
     """What the fitted model adds to a contract. A column whose one-hot encoder refuses unknown
     categories (``train.preprocess.unknown_categories: refuse``) only takes the categories it saw,

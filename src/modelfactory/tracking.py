@@ -200,8 +200,7 @@ def log_model(model, example, requirements: Sequence[str], contract=None) -> str
 
     from modelfactory import contract as contracts
 
-    contract = contracts.fit_to_model(contract or contracts.infer_contract(example), model)
-    contract = contract.model_copy(update={"columns": {k: v for k, v in contract.columns.items() if k in example}})
+    contract = contracts.fit_to_model(contracts.cover(contract, example), model)
     example = contracts.conform(example, contract)
     signature = optional_where_imputed(infer_signature(example, model.predict(example)), model)
     trusted = skops_trusted_types(model)

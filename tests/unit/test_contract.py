@@ -359,3 +359,13 @@ def test_a_nullable_number_column_keeps_the_fast_path_and_still_takes_a_null():
     assert frame["count"].tolist() == [1, 2] and math.isnan(frame["share"][0])
     assert request_path(body, ["count", "share"], [[1, 0.5], [2, 2.0]], as_json=True) == \
         "row 1, column 'share': 2.0 is above the maximum 1"
+
+
+def test_the_logged_contract_covers_exactly_the_models_inputs():
+    declared = contract.parse_contract({"columns": {"a": {"dtype": "integer", "min": 0, "max": 5},
+                                                    "y": {"dtype": "string"}}}, "t")
+    example = pd.DataFrame({"a": [1, 2], "b": [0.5, None]})
+    covered = contract.cover(declared, example)
+    assert list(covered.columns) == ["a", "b"] and covered.columns["a"] == declared.columns["a"]
+    assert covered.columns["b"] == contract.ColumnContract(dtype="number", nullable=True)
+    assert contract.cover(None, example) == contract.infer_contract(example)
