@@ -55,13 +55,14 @@ def build_packages(base: Path):
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
-    from modelfactory import deploy
+    from modelfactory import contract, deploy
 
     frame = load_diabetes(as_frame=True).frame
     x = frame.drop(columns="target")
     model = Ridge().fit(x, frame["target"])
+    rules = contract.fit_to_model(contract.infer_contract(x), model)  # as the train stage logs it
     mlflow.sklearn.save_model(model, base / "model", signature=infer_signature(x, model.predict(x)),
-                              pip_requirements=["scikit-learn"])
+                              pip_requirements=["scikit-learn"], metadata={contract.METADATA_KEY: contract.to_json(rules)})
     settings = {"max_rows": 1000, "base_image": "python:3.11-slim",
                 "endpoint": params_endpoint(),
                 "scored_data": {"enabled": True, "flush_rows": 5000, "flush_seconds": 1.0}}

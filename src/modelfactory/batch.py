@@ -1,7 +1,9 @@
 """Batch scoring: a CSV or Parquet file through a model, in chunks, so files larger than memory stream.
 
-Rows are checked like the endpoint checks a request (every signature column present, finite numbers
-where numbers are expected, no missing values except where the model's pipeline imputes them).
+Rows are checked against the model's data contract (contract.py), the one the endpoint checks a
+request against, with the same answers: each column's type, nulls, range, categories, uniqueness
+(within a chunk), and, when the contract is strict, no other column. A model logged without a
+contract is held to its signature (contract.signature_contract), as score.py holds it.
 ``batch.on_bad_rows`` chooses whether bad rows are set aside (written beside the output with their
 row numbers and the problem) or stop the job. The output is written in the format its suffix names,
 .parquet or .csv.
@@ -16,12 +18,10 @@ import numpy as np
 import pandas as pd
 
 from modelfactory import data, tracking
+from modelfactory.contract import Contract, check_names, coerce_text_numbers, range_ok, type_ok
 from modelfactory.errors import DataValidationError, InputFileError
 
-NUMERIC = {"double", "float", "long", "integer"}
-# The dtype each numeric signature type is scored as, as score.py converts a request. An integer column
-# must arrive as integers: pandas reads it as floats once a cell is blank, and MLflow refuses floats there.
-NUMERIC_DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int32"}
+SIGNATURE_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 FORMATS = (".parquet", ".csv")  # what --input is read as and --output written as, by suffix
 
 
@@ -56,39 +56,75 @@ def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], in
     raise InputFileError(f"--input {path}: expected a .csv or .parquet file")
 
 
-def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: int,
-                optional: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def check_chunk(chunk: pd.DataFrame, rules: Contract, first_row: int,
+                casts: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into (rows fit to score, typed) and (bad rows: row number, column, problem).
 
-    A missing value is a problem except in the ``optional`` columns (the signature's, where the
-    model's pipeline imputes), as at the endpoint."""
-    missing = [name for name, _ in columns if name not in chunk.columns]
+    Vectorised per column with the contract's own checks (contract.type_ok, range_ok), so a row is
+    refused here exactly when the pandera schema and the endpoint refuse it. Text that reads as a
+    number counts as one in a number column (CSV has no types). The good rows are cast to the dtypes
+    of the model's signature (``casts``): an integer column stays int64, as MLflow takes a ``long``.
+    """
+    names = list(rules.columns)
+    missing = [name for name in names if name not in chunk.columns]
     if missing:
         raise DataValidationError(f"the input has no column(s) {', '.join(missing)}; the model needs "
-                                  f"{', '.join(n for n, _ in columns)}")
+                                  f"{', '.join(names)}")
+    if rules.strict:
+        extra = [str(c) for c in chunk.columns if c not in rules.columns]
+        if extra:
+            raise DataValidationError(f"the input has column(s) {', '.join(extra)} not in the model's data contract, "
+                                      "which is strict; drop them from the file")
     rows = pd.RangeIndex(first_row, first_row + len(chunk))
-    frame = chunk[[n for n, _ in columns]].set_axis(rows)
+    frame = coerce_text_numbers(chunk[names].set_axis(rows), rules)
     problems = []
-    for name, kind in columns:
+    for name, spec in rules.columns.items():
         values = frame[name]
-        absent = values.isna()
-        if name not in optional:
-            problems += [(r, name, "missing value") for r in values.index[absent]]
-        elif kind not in NUMERIC and absent.any():  # a CSV's gap is NaN; MLflow takes None in a text column
+        absent = values.isna().to_numpy()
+        if absent.any() and not spec.nullable:
+            problems += [(r, name, "missing value") for r in rows[absent]]
+        present = values[~absent]
+        wrong = ~type_ok(present, spec)
+        problems += [(r, name, _type_problem(spec, v)) for r, v in present[wrong].items()]
+        if spec.min is not None or spec.max is not None:
+            outside = ~range_ok(present, spec) & ~wrong
+            problems += [(r, name, f"outside the range {check_names(spec)[1].removeprefix('range ')}: {v!r}")
+                         for r, v in present[outside].items()]
+        if spec.unique:
+            twice = present.duplicated(keep=False).to_numpy()
+            problems += [(r, name, f"appears more than once in the chunk: {v!r}") for r, v in present[twice].items()]
+        if absent.any() and spec.dtype not in ("number", "integer"):  # a CSV's gap is NaN; MLflow takes None as text
             frame[name] = values.astype(object).where(~absent, None)
-        if kind in NUMERIC:
-            numeric = pd.to_numeric(values, errors="coerce")
-            problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
-            infinite = np.isinf(numeric.to_numpy(dtype="float64", na_value=np.nan))
-            problems += [(r, name, f"not a finite number: {numeric[r]}") for r in values.index[infinite]]
-            if NUMERIC_DTYPES[kind] != "float64":  # the endpoint's answer to 1.5 in an integer column
-                fraction = np.isfinite(numeric) & (numeric % 1 != 0)
-                problems += [(r, name, f"expected a whole number, got {numeric[r]}") for r in values.index[fraction]]
-            frame[name] = numeric
     bad = pd.DataFrame(problems, columns=["row", "column", "problem"]).sort_values("row", kind="stable")
     bad = bad.drop_duplicates("row").reset_index(drop=True)
     good = frame.drop(index=bad["row"]) if len(bad) else frame
-    return good.astype({n: NUMERIC_DTYPES[k] for n, k in columns if k in NUMERIC}), bad
+    casts = {n: t for n, t in (casts or {}).items() if n in good and not (t.startswith("int") and good[n].isna().any())}
+    return good.astype(casts), bad
+
+
+def _type_problem(spec, value) -> str:
+    """What batch says of a value of the wrong type (its rejected-rows file)."""
+    if spec.dtype in ("number", "integer"):
+        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            return f"not a finite number: {value}"
+        whole = spec.dtype == "integer" and isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        return f"not a whole number: {value!r}" if whole else f"not a number: {value!r}"
+    if spec.dtype == "category":
+        return f"unknown category: {value!r}"
+    return {"string": "not a string", "boolean": "not true or false"}[spec.dtype] + f": {value!r}"
+
+
+def model_rules(model) -> tuple[Contract, dict[str, str]]:
+    """A loaded pyfunc model's data contract (or its signature's, for a model logged without one) and
+    the dtypes its signature takes each column in."""
+    from modelfactory import contract as contracts
+
+    inputs = model.metadata.get_input_schema().inputs
+    logged = (model.metadata.metadata or {}).get(contracts.METADATA_KEY)
+    rules = contracts.Contract.model_validate(logged) if logged else contracts.signature_contract(
+        [(s.name, s.type.name) for s in inputs], {s.name for s in inputs if not s.required},
+        contracts.refused_by(model))
+    return rules, {s.name: SIGNATURE_DTYPES[s.type.name] for s in inputs if s.type.name in SIGNATURE_DTYPES}
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
@@ -118,8 +154,7 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
             raise InputFileError(f"--output {output_path}: {taken.name} already exists; choose a new name "
                                  "(nothing is overwritten)")
     model = tracking.load_model(model_dir, "pyfunc")
-    columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
-    optional = frozenset(s.name for s in model.metadata.get_input_schema().inputs if not s.required)
+    rules, casts = model_rules(model)
     chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
     partial = output_path.with_name(f".{output_path.name}.partial")
     writer = _ChunkWriter(partial, parquet=output_path.suffix.lower() == ".parquet")
@@ -131,7 +166,7 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
                 continue
             if not first_row:
                 data.require_unique_columns(chunk, f"--input {input_path}")
-            good, bad = check_chunk(chunk, columns, first_row, optional)
+            good, bad = check_chunk(chunk, rules, first_row, casts)
             if len(bad) and batch_params["on_bad_rows"] == "fail":
                 shown = "; ".join(f"row {r.row}, column '{r.column}': {r.problem}" for r in bad.head(5).itertuples())
                 raise DataValidationError(f"{len(bad)} bad row(s) in chunk starting at row {first_row}: {shown}"

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub.add_parser("list", help="every registered version: rows, columns, hash, when, runs")
     show_data = data_sub.add_parser("show", help="one dataset's versions with their schema and the runs that used them")
     show_data.add_argument("name", metavar="NAME[:VERSION]")
+    contract = data_sub.add_parser("contract", help="infer a data contract from a registered version into "
+                                   "params/contracts/<model>.yaml, for you to review and commit")
+    contract.add_argument("name", metavar="NAME[:VERSION]", help="a registered dataset (latest version by default)")
+    contract.add_argument("--model", required=True, metavar="M", help="the model the contract is for (names the file)")
+    contract.add_argument("--force", action="store_true", help="replace an existing contract file")
 
     promote = sub.add_parser("promote", help="make a registered version the champion (the old one is kept for rollback)")
     promote.add_argument("--model", required=True, metavar="M")
@@ -304,6 +309,8 @@ def _cmd_data(args, argv) -> int:
             print(f"{record['name']}:{record['version']} already holds this content (hash {record['hash'][:12]}); "
                   "nothing copied")
         return _register_on_azure(record, args.dry_run) if args.azure else 0
+    if args.data_action == "contract":
+        return _write_contract(args)
     if args.data_action == "list":
         versions = data_registry.list_versions()
         if not versions:
@@ -348,6 +355,26 @@ def _register_on_azure(record: dict, dry_run: bool) -> int:
     note = data_assets.create_asset(data_assets.connect(), asset, record)
     print(f"  created {note['asset']} in workspace {note['workspace']}; runs that read "
           f"{record['name']}:{record['version']} record it")
+    return 0
+
+
+def _write_contract(args) -> int:
+    """``data contract NAME[:VERSION] --model M``: infer a contract from the version's rows and write it."""
+    import re
+
+    from modelfactory import contract, paths, sources
+    from modelfactory.errors import ParamsError
+    from modelfactory.schema import NAME_PATTERN
+
+    if not re.fullmatch(NAME_PATTERN, args.model):
+        raise ParamsError(f"--model {args.model}: use lowercase letters, digits, '_' and '-', starting with a letter")
+    ref = sources.locate_registered(args.name)
+    inferred = contract.infer_contract(sources.read(ref), categorise=True)
+    path = paths.params_dir() / "contracts" / f"{args.model}.yaml"
+    contract.write_yaml(inferred, path, force=args.force)
+    shown = paths.relative_to_root(path)
+    print(f"wrote {shown} ({len(inferred.columns)} columns, inferred from {ref.uri}); review it, then name it in "
+          f"params/models/{args.model}.yaml as data: {{contract: {shown}}}")
     return 0
 
 

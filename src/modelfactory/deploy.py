@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modelfactory import contract as contracts
 from modelfactory import paths
 from modelfactory.errors import ModelfactoryError
 
@@ -47,7 +48,8 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
                   model_name: str, model_version: str | int | None) -> pd.DataFrame:
     """Write a self-contained, deployable folder; list its files.
 
-    It holds the model, score.py with its settings (serving.json), the server's gunicorn.conf.py,
+    It holds the model, score.py with its settings (serving.json) and the data contract logged with
+    the model (contract.json, which score.py checks every request against), the server's gunicorn.conf.py,
     the environment spec, a one-row sample request from the holdout, and a Dockerfile running the
     same Azure ML inference server with the same settings.
     The model sits at model/<name>/<version>/, the layout Azure ML mounts registered models in; the
@@ -66,6 +68,9 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
                                 "flush_rows": store["flush_rows"], "flush_seconds": store["flush_seconds"]},
                 "server": {"threads": server["threads"], "client_timeout_seconds": server["client_timeout_seconds"]}}
     (package_dir / "serving.json").write_text(json.dumps(settings, indent=2))
+    logged = contracts.model_contract(model_dir)
+    if logged is not None:  # a model logged before contracts is held to its signature by score.py
+        (package_dir / contracts.FILE).write_text(json.dumps(contracts.to_json(logged), indent=2))
     (package_dir / "sample-request.json").write_text(json.dumps(build_request(sample.head(1)), indent=2))
     requirements = (model_dir / "requirements.txt").read_text().splitlines()
     requirements += [f"{name}=={metadata.version(name)}" for name in SERVING_REQUIREMENTS]
@@ -77,12 +82,15 @@ def package_model(model_dir: Path, package_dir: Path, sample: pd.DataFrame, depl
 
 
 def signature_example(model_dir: Path) -> pd.DataFrame:
-    """One row of zeros shaped by a logged model's input signature: the sample request of a package
-    built from the registry, where no holdout rows are at hand."""
+    """One row shaped by a logged model's input signature: the sample request of a package built from
+    the registry, where no holdout rows are at hand. Its values keep the model's data contract (a
+    number within its range, a known category), so the sample request is one the endpoint takes."""
     from mlflow.models import Model
 
     schema = Model.load(str(model_dir / "MLmodel")).get_input_schema()
-    return pd.DataFrame([[0.0] * len(schema.inputs)], columns=[s.name for s in schema.inputs])
+    logged = contracts.model_contract(model_dir)
+    example = contracts.example_row(logged) if logged is not None else {}
+    return pd.DataFrame([[example.get(s.name, 0.0) for s in schema.inputs]], columns=[s.name for s in schema.inputs])
 
 
 def openapi_document(model_dir: Path, example: pd.DataFrame) -> dict:

@@ -319,3 +319,17 @@ def check_estimator_task(estimator, task: str, key: str = "train.estimator") -> 
         name = type(estimator[-1] if hasattr(estimator, "steps") else estimator).__name__
         want = "a classifier" if task == "classification" else "a regressor"
         raise ParamsError(f"{key}: {name} is {kind}, but model.task is {task}, which needs {want}")
+
+
+def refused_categories(model) -> dict[str, set]:
+    """Column -> the categories a fitted pipeline knows, for each column whose one-hot encoder refuses
+    a category it did not see in training (``handle_unknown='error'``, params' ``refuse``). Read from
+    the fitted model itself, so it holds exactly what training saw."""
+    steps = dict(getattr(model, "steps", []))
+    found = {}
+    for _, step, names in getattr(steps.get("preprocess"), "transformers_", []):
+        encoders = [s for _, s in getattr(step, "steps", [])] or [step]
+        for encoder in encoders:
+            if getattr(encoder, "handle_unknown", None) == "error" and hasattr(encoder, "categories_"):
+                found.update({str(name): set(cats.tolist()) for name, cats in zip(names, encoder.categories_)})
+    return found

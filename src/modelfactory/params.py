@@ -76,6 +76,7 @@ def resolve_layers(model, env=None, overrides=(), params_file=None) -> tuple[dic
     _check_finite(merged, origin)
     validated = _validate(merged, origin)
     _check_estimators(validated, origin)
+    _check_contract(validated, origin)
     return validated, origin
 
 
@@ -253,6 +254,19 @@ def _check_estimators(params: Mapping, origin: Mapping[str, str]) -> None:
         # modeling's messages start with the key path ("train.alpah: Ridge has no ..."); add the file.
         dotted = str(exc).split(":", 1)[0]
         raise ParamsError(f"{source_of(dotted, origin)}: {exc}") from None
+
+
+def _check_contract(params: Mapping, origin: Mapping[str, str]) -> None:
+    """Read and validate the data contract that ``data.contract`` declares, so a mistake in it is one
+    line here rather than a failed stage; an inline contract's errors name the params file."""
+    from modelfactory.contract import declared_contract
+
+    try:
+        declared_contract(params["data"])
+    except ParamsError as exc:
+        if isinstance(params["data"]["contract"], Mapping):
+            raise ParamsError(f"{source_of('data.contract', origin)}: {exc}") from None
+        raise
 
 
 def _validate(merged: dict, origin: Mapping[str, str]) -> dict:

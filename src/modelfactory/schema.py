@@ -66,6 +66,8 @@ class DataSection(Section):
     stratify: bool
     checks: DataChecks
     asset_type: Literal["uri_file", "uri_folder", "mltable"] | None = None
+    # The data contract (contract.py): a mapping, or a YAML file under params/; None: inferred from the data.
+    contract: dict | str | None = None
 
     @field_validator("dataset")
     @classmethod

@@ -79,11 +79,28 @@ def locate(data_params) -> DataRef:
 
 def check_source(data_params) -> DataRef:
     """Everything about the data that can be found before a kernel starts: the file is there, readable,
-    has rows, and has the target column with at least one value. Reads schemas and streams; no frame."""
+    has rows, has the target column with at least one value, and its header fits a declared data
+    contract (every contract column; no other when it is strict). Reads schemas and streams; no frame."""
+    from modelfactory.contract import check_header, declared_contract
+
     ref = locate(data_params)
     if ref.files:
         check_target(ref.files, data_params["target"])
+        contract = declared_contract(data_params)
+        if contract is not None:
+            for path in ref.files:
+                check_header(header(path), contract, data_params["target"], shown(path))
     return ref
+
+
+def header(path: Path) -> list[str]:
+    """A file's column names, from Parquet's footer or a CSV's first block."""
+    import pyarrow.csv as pacsv
+
+    if FORMATS[path.suffix.lower()] == "parquet":
+        return list(_parquet_file(path).schema_arrow.names)
+    with pacsv.open_csv(path) as reader:
+        return list(reader.schema.names)
 
 
 def read(ref: DataRef) -> pd.DataFrame:

@@ -104,10 +104,15 @@ class Stage:
         tracking.log_stage_params(values)
 
     def log_model(self, model, example: pd.DataFrame) -> str:
-        """Log the fitted model to MLflow and save it in this stage's folder for later stages."""
+        """Log the fitted model to MLflow, with the data contract the explore stage held the data to
+        (explore/contract.json), and save it in this stage's folder for later stages."""
         import mlflow
 
-        uri = tracking.log_model(model, example, self.params["tracking"]["model_requirements"])
+        from modelfactory import contract
+
+        held = self.run_dir / "explore" / contract.FILE
+        uri = tracking.log_model(model, example, self.params["tracking"]["model_requirements"],
+                                 contract.read_json(held) if held.is_file() else None)
         target = self.folder / "model"
         if target.exists():  # a rerun by hand in Jupyter replaces its own scratch copy
             import shutil

@@ -188,7 +188,7 @@ def log_stage_params(values: Mapping) -> None:
     mlflow.log_params({k: str(v)[:500] for k, v in values.items()})
 
 
-def log_model(model, example, requirements: Sequence[str]) -> str:
+def log_model(model, example, requirements: Sequence[str], contract=None) -> str:
     """Log a fitted scikit-learn model to the active run, with an explicit environment.
 
     The model is saved in skops' safe format, trusting exactly the types this model needs beyond
@@ -200,12 +200,20 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     The requirements are pinned to the installed versions: MLflow's own inference costs seconds
     and lists packages the model does not need. The signature (column names and types, cheap to
     infer) marks a column optional where the pipeline imputes it, so the endpoint takes a null there.
+
+    The data contract (``contract``, the explore stage's; inferred from ``example`` when None) travels
+    in the model's MLmodel metadata, with what the fitted model adds to it (contract.fit_to_model);
+    the example is cast to the contract's dtypes first, so the signature's types are the contract's.
     """
     import warnings
 
     import mlflow
     from mlflow.models import infer_signature
 
+    from modelfactory import contract as contracts
+
+    contract = contracts.fit_to_model(contracts.cover(contract, example), model)
+    example = contracts.conform(example, contract)
     with warnings.catch_warnings():
         # MLflow's hint that an integer column cannot hold a gap: the endpoint and batch refuse a gap
         # there in one line, so the hint (printed with a machine path into the notebook) is noise.
@@ -214,7 +222,7 @@ def log_model(model, example, requirements: Sequence[str]) -> str:
     trusted = skops_trusted_types(model)
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, pip_requirements=pin_requirements(requirements),
-        skops_trusted_types=trusted,
+        skops_trusted_types=trusted, metadata={contracts.METADATA_KEY: contracts.to_json(contract)},
     )
     mlflow.set_tag(TRUSTED_TYPES_TAG, ", ".join(trusted) or "none")
     return info.model_uri

@@ -317,29 +317,37 @@ def test_evaluating_rows_with_a_refused_category_is_one_line():
 
 
 def test_batch_checks_keep_gaps_where_the_pipeline_imputes(served, tmp_path):
-    """Batch used to set aside every row with a missing value, even where the model imputes it. An
-    integer column keeps its integer dtype once its gap is set aside (MLflow refuses floats there)."""
-    from mlflow.models import Model
-
-    from modelfactory.batch import check_chunk
+    """Batch used to set aside every row with a missing value, even where the model imputes it."""
+    from modelfactory.batch import check_chunk, model_rules
 
     model, x, folder, _ = served
-    schema = Model.load(str(folder / "MLmodel")).get_input_schema().inputs
-    columns = [(s.name, s.type.name) for s in schema]
-    optional = frozenset(s.name for s in schema if not s.required)
+    rules, casts = model_rules(tracking.load_model(folder, "pyfunc"))
     rows = x.iloc[1:7].copy()
     rows.loc[rows.index[0], "island"] = None
     rows.loc[rows.index[1], "mass"] = np.nan
     rows.loc[rows.index[2], "count"] = np.nan  # an integer column: still required
     rows.loc[rows.index[3], "colour"] = np.nan  # a text gap as pandas' CSV reader gives it
-    good, bad = check_chunk(rows.reset_index(drop=True), columns, 0, optional)
+    good, bad = check_chunk(rows.reset_index(drop=True), rules, 0, casts)
     assert bad[["row", "column", "problem"]].values.tolist() == [[2, "count", "missing value"]]
     assert list(good.index) == [0, 1, 3, 4, 5]
     assert good.loc[3, "colour"] is None and good.loc[0, "island"] is None and np.isnan(good.loc[1, "mass"])
-    _, old_bad = check_chunk(rows.reset_index(drop=True), columns, 0)  # without the signature's optional columns
-    assert sorted(old_bad["row"]) == [0, 1, 2, 3]
-    assert good["count"].dtype == "int64"
+    assert good["count"].dtype == "int64"  # the gap's row is set aside; the column is whole numbers again
     assert tracking.load_model(folder, "pyfunc").predict(good).tolist() == model.predict(good).tolist()
+
+
+def test_batch_scores_a_file_with_an_integer_column(served, tmp_path):
+    """Batch cast every numeric column to float, and MLflow then refused the model's ``long`` column,
+    so a model with an integer feature could not score a file at all."""
+    from modelfactory.batch import score_file
+
+    model, x, folder, _ = served
+    x.head(30).to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(folder, tmp_path / "in.csv", tmp_path / "out.parquet",
+                         {"chunk_rows": 8, "on_bad_rows": "fail"}, progress=False)
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (30, 30, 0)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["count"].dtype == "int64"
+    assert out["prediction"].tolist() == model.predict(x.head(30)).tolist()
 
 
 def test_the_deploy_check_compares_text_labels():

@@ -28,7 +28,7 @@ def test_select_stages_keeps_pipeline_order_and_rejects_unknown():
     (("- name: train\n", "- name: train\n    needs_: {}\n"), "pipelines/training.yaml: stages.1.needs_: Extra inputs are not permitted"),
     (("notebook: notebooks/train.ipynb", "notebook: notebooks/trian.ipynb"),
      "pipelines/training.yaml: stage train: notebook notebooks/trian.ipynb does not exist"),
-    (("    needs:\n      explore: [dataset.parquet]", "    needs:\n      deploy: [package]"),
+    (("    needs:\n      explore: [dataset.parquet, contract.json]", "    needs:\n      deploy: [package]"),
      "pipelines/training.yaml: stage train needs 'deploy', which is not an earlier stage (explore)"),
     (("- name: evaluate", "- name: train"), "pipelines/training.yaml: stage 'train' appears twice"),
     (("stages:", "stages: ["), "pipelines/training.yaml:"),

@@ -95,9 +95,7 @@ def serve_registered(params: Mapping, version: str | None, alias: str, host: str
 
 
 def _example_rows(model_dir: Path):
-    """One row of the model's input example, or a row of zeros shaped by its signature."""
-    import pandas as pd
-    from mlflow.models import Model
+    """One row that keeps the model's data contract (or zeros, for a model logged without one)."""
+    from modelfactory.deploy import signature_example
 
-    schema = Model.load(str(model_dir / "MLmodel")).get_input_schema()
-    return pd.DataFrame([[0.0] * len(schema.inputs)], columns=[s.name for s in schema.inputs])
+    return signature_example(model_dir)

@@ -3,7 +3,11 @@
 The contract: ``init()`` runs once and loads the model from ``AZUREML_MODEL_DIR``; ``run(raw_data)``
 gets the request body and returns a JSON-serialisable answer. This file is copied as-is into the
 deployable package, so it imports nothing from modelfactory. Its settings (the row limit) come from
-``serving.json`` beside it, written from params when the package is built.
+``serving.json`` beside it, written from params when the package is built, and the rows it takes
+from ``contract.json``, the model's data contract (modelfactory/contract.py says what each rule
+means; ``compile_contract`` turns it into plain checks here, without pandera, and a test holds
+these checks to the pandera schema's answers row by row). A package without contract.json (a
+model logged before contracts) is held to its MLflow signature instead.
 
 Request:  {"input_data": {"columns": ["age", ...], "data": [[0.03, ...], ...]}}
 Answer:   {"predictions": [151.2, ...]}
@@ -23,16 +27,22 @@ from pathlib import Path
 
 import numpy as np
 import orjson  # parses a 1000-row request about 9x faster than the json module
+import pandas as pd
 
 model = None
-columns = []  # [(name, type)] from the model's input signature
-optional = set()  # the columns where null is accepted: the signature's optional ones (the pipeline imputes them)
-known = {}  # column -> the categories the model knows, where its encoder refuses any other
+columns = []  # the model's input columns, in its signature's order: the order of the frame it is given
+rules = []  # one Rule per column: the data contract, compiled
+strict = True  # refuse columns the contract does not name (else they are dropped)
+casts = {}  # column -> the dtype the model's signature takes it in (integers stay integers)
+numeric_only = False  # every column a number or an integer: requests may take the numpy fast path
+lower = upper = whole = None  # the fast path's per-column bounds and integer mask (arrays)
+unique = []  # positions of the columns whose values must not repeat
 max_rows = None
 scored = None  # the ScoredDataWriter, when serving.json names a folder
 
 DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
-INTEGRAL = {"long", "integer"}
+SIGNATURE_DTYPES = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
+                    "string": "string", "boolean": "boolean"}
 SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
 # An error names what is wrong, but never echoes a request back in full: a client can send a
 # million column names, or one value of ten megabytes. Lists and values are cut to these sizes.
@@ -155,7 +165,6 @@ class AzureDataCollector:
         atexit.register(self.close)
 
     def add(self, request_id, frame, predictions):
-        import pandas as pd
         from azureml.ai.monitoring.context import BasicCorrelationContext
 
         context = self.inputs.collect(frame, BasicCorrelationContext(id=request_id))
@@ -184,8 +193,8 @@ def _find_model_dir(root: Path) -> Path:
 
 
 def init():
-    """Load the model and its input signature once, when the server starts."""
-    global model, columns, optional, known, max_rows, scored
+    """Load the model, its input signature and its data contract once, when the server starts."""
+    global model, max_rows, scored
     import mlflow.pyfunc
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -196,9 +205,14 @@ def init():
         raise RuntimeError(f"refused to load the model in {model_dir}: {str(exc).splitlines()[0].rstrip('.')}, "
                            "which its MLmodel does not list in skops_trusted_types") from None
     schema = model.metadata.get_input_schema()
-    columns = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
-    optional = {spec.name for spec in schema.inputs if not spec.required} if schema else set()
-    known = refused_unknowns(model.get_raw_model())
+    signature = [(spec.name, spec.type.name) for spec in schema.inputs] if schema else []
+    contract_file = Path(__file__).with_name("contract.json")
+    if contract_file.is_file():
+        contract = json.loads(contract_file.read_text())
+    else:
+        optional = {spec.name for spec in schema.inputs if not spec.required} if schema else set()
+        contract = signature_contract(signature, optional, refused_unknowns(model.get_raw_model()))
+    compile_contract(contract, signature)
     settings_file = Path(__file__).with_name("serving.json")
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     max_rows = settings.get("max_rows")
@@ -208,6 +222,79 @@ def init():
     elif store.get("dir"):
         scored = ScoredDataWriter(store["dir"], settings.get("model"), settings.get("model_version"),
                                   store["flush_rows"], store["flush_seconds"])
+
+
+class Rule:
+    """One column's part of the data contract, as plain Python checks of one JSON value."""
+
+    def __init__(self, name, spec):
+        self.name, self.dtype = name, spec["dtype"]
+        self.nullable, self.unique = bool(spec.get("nullable")), bool(spec.get("unique"))
+        self.min, self.max = spec.get("min"), spec.get("max")
+        self.categories = set(spec["categories"]) if spec.get("categories") else None
+        self.shown_categories = _names(sorted(map(str, spec.get("categories") or [])), SHOWN_EXPECTED)
+        self.numeric = self.dtype in ("number", "integer")
+
+    def problem(self, value):
+        """What is wrong with one value, or None."""
+        if value is None or (type(value) is float and value != value):  # null: None, or NaN
+            return None if self.nullable else "a value is required, got null"
+        if self.numeric:
+            try:
+                real = type(value) is not bool and isinstance(value, (int, float)) and math.isfinite(value)
+            except OverflowError:  # an integer too large for a float
+                real = False
+            if not real:
+                return f"expected a number, got {_shown(value)}"
+            if self.dtype == "integer" and not float(value).is_integer():
+                return f"expected a whole number, got {_shown(value)}"
+            if self.min is not None and value < self.min:
+                return f"{_shown(value)} is below the minimum {self.min:g}"
+            if self.max is not None and value > self.max:
+                return f"{_shown(value)} is above the maximum {self.max:g}"
+            return None
+        if self.dtype == "string":
+            return None if isinstance(value, str) else f"expected a string, got {_shown(value)}"
+        if self.dtype == "boolean":
+            return None if type(value) is bool else f"expected true or false, got {_shown(value)}"
+        try:
+            known = type(value) is not bool and value in self.categories
+        except TypeError:  # a list or an object: not hashable, not a category
+            known = False
+        return None if known else f"unknown category {_shown(value)}; the model knows {self.shown_categories}"
+
+
+def compile_contract(contract, signature):
+    """Make the contract (contract.json's content) this script's checks. Columns follow the model's
+    signature (``[(name, type)]``); one the contract does not cover is held to its signature type."""
+    global columns, rules, strict, casts, numeric_only, lower, upper, whole, unique
+    specs = contract["columns"]
+    names = [name for name, _ in signature] or list(specs)
+    types = dict(signature)
+    columns = [(name, types.get(name)) for name in names]
+    rules = [Rule(name, specs.get(name) or {"dtype": SIGNATURE_DTYPES.get(types.get(name), "string")})
+             for name in names]
+    strict = bool(contract.get("strict"))
+    casts = {name: DTYPES[t] for name, t in signature if t in DTYPES}
+    # Nullable columns may take the fast path too: a null makes numpy's array an object one, and the
+    # slow path then checks it.
+    numeric_only = all(rule.numeric for rule in rules)
+    lower = np.array([-np.inf if r.min is None else r.min for r in rules])
+    upper = np.array([np.inf if r.max is None else r.max for r in rules])
+    whole = np.array([r.dtype == "integer" for r in rules], dtype=bool)
+    unique = [i for i, r in enumerate(rules) if r.unique]
+
+
+def signature_contract(signature, optional, known):
+    """The contract of a model logged without one: its signature's types, null where the signature
+    marks a column optional, the categories its encoders refuse others of, and strict."""
+    columns_ = {}
+    for name, kind in signature:
+        spec = {"dtype": SIGNATURE_DTYPES.get(kind, "string"), "nullable": name in optional}
+        if name in known:
+            spec.update(dtype="category", categories=sorted(known[name], key=str))
+        columns_[name] = spec
+    return {"strict": True, "columns": columns_}
 
 
 def refused_unknowns(raw_model):
@@ -225,9 +312,8 @@ def refused_unknowns(raw_model):
 
 
 def parse_request(raw_data):
-    """Turn a request body into a DataFrame in the signature's column order, or raise BadRequest."""
-    import pandas as pd
-
+    """Turn a request body into a DataFrame in the signature's column order, or raise BadRequest.
+    Columns the contract does not name are dropped, or refused when it is strict."""
     if isinstance(raw_data, bytes):
         raw_data = raw_data.decode("utf-8", errors="replace")
     if raw_data is None or (isinstance(raw_data, str) and not raw_data.strip()):
@@ -256,7 +342,7 @@ def parse_request(raw_data):
     extra = [c for c in given if c not in expected]
     if missing:
         raise BadRequest(f"missing column(s): {_names(missing, SHOWN_EXPECTED)}")
-    if extra:
+    if extra and strict:
         raise BadRequest(f"unknown column(s): {_names(extra, SHOWN_GIVEN)}; "
                          f"the model takes {_names(expected, SHOWN_EXPECTED)}")
     if len(set(given)) != len(given):
@@ -266,34 +352,52 @@ def parse_request(raw_data):
         raise BadRequest("input_data.data has no rows")
     if max_rows is not None and len(rows) > max_rows:
         raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}")
-    # The fast path checks only that numbers are numbers: categories to refuse need the slow one.
-    fast = None if may_hold_booleans or known else _fast_frame(rows, given, expected)
+    fast = _fast_frame(rows, given, expected) if numeric_only and not may_hold_booleans else None
     if fast is not None:
         return fast
-    types = dict(columns)
     for number, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(given):
             size = len(row) if isinstance(row, list) else type(row).__name__
             raise BadRequest(f"row {number}: expected a list of {len(given)} values, got {size}")
-        for name, value in zip(given, row):
-            if value is None:
-                if name in optional:  # the model's pipeline fills it in
+    check_rows(rows, given)
+    frame = pd.DataFrame(rows, columns=given)[expected]
+    try:
+        return frame.astype(casts)
+    except (TypeError, ValueError):  # a null the contract allows where the model takes no null
+        name = next(n for n in casts if frame[n].isna().any())
+        raise BadRequest(f"column '{name}': a value is required by the model, got null") from None
+
+
+def check_rows(rows, given):
+    """Raise BadRequest naming the first row (then column) that breaks the contract."""
+    position = {name: i for i, name in enumerate(given)}
+    first = None
+    for rule in sorted(rules, key=lambda r: position[r.name]):
+        at = position[rule.name]
+        for number, row in enumerate(rows if first is None else rows[:first[0]]):
+            message = rule.problem(row[at])
+            if message is not None:
+                first = (number, rule.name, message)
+                break
+        if rule.unique:
+            seen = {}
+            for number, row in enumerate(rows):
+                value = row[at]
+                if value is None or (type(value) is float and value != value):
                     continue
-                raise BadRequest(f"row {number}, column '{name}': a value is required, got null")
-            kind = types[name]
-            if kind == "string" and not isinstance(value, str):
-                raise BadRequest(f"row {number}, column '{name}': expected a string, got {_clip(json.dumps(value))}")
-            if name in known and value not in known[name]:
-                raise BadRequest(f"row {number}, column '{name}': unknown category {_clip(json.dumps(value))}; the model "
-                                 f"knows {_names(sorted(map(str, known[name])), SHOWN_EXPECTED)}")
-            if kind == "boolean" and not isinstance(value, bool):
-                raise BadRequest(f"row {number}, column '{name}': expected true or false, got {_clip(json.dumps(value))}")
-            if kind in DTYPES and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                   or not math.isfinite(value)):
-                raise BadRequest(f"row {number}, column '{name}': expected a number, got {_clip(json.dumps(value))}")
-            if kind in INTEGRAL and not float(value).is_integer():
-                raise BadRequest(f"row {number}, column '{name}': expected a whole number, got {_clip(json.dumps(value))}")
-    return pd.DataFrame(rows, columns=given)[expected].astype({n: DTYPES[t] for n, t in columns if t in DTYPES})
+                try:
+                    if value in seen and (first is None or seen[value] < first[0]):
+                        first = (seen[value], rule.name, f"{_shown(value)} appears more than once (the column is unique)")
+                        break
+                    seen.setdefault(value, number)
+                except TypeError:
+                    continue
+    if first is not None:
+        raise BadRequest(f"row {first[0]}, column '{first[1]}': {first[2]}")
+
+
+def _shown(value):
+    return _clip(json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value))
 
 
 def _clip(text):
@@ -308,14 +412,10 @@ def _names(names, shown):
 
 
 def _fast_frame(rows, given, expected):
-    """The common case, checked and converted by numpy in one pass: every column a float, every value
-    a finite number, no booleans (the caller looked). Returns None when anything is unusual, and the
-    slow path then names the problem (a string, a null or a short row makes numpy infer another
-    dtype or fail)."""
-    import pandas as pd
-
-    if any(t != "double" for _, t in columns):
-        return None
+    """The common case, checked and converted by numpy in one pass: every column a number, every value
+    a finite number within the contract (no booleans: the caller looked). Returns None when anything
+    is unusual, and the slow path then names the problem (a string, a null or a short row makes numpy
+    infer another dtype or fail)."""
     try:
         values = np.array(rows)
     except ValueError:  # rows of different lengths
@@ -327,7 +427,16 @@ def _fast_frame(rows, given, expected):
         return None
     if given != expected:
         values = values[:, [given.index(name) for name in expected]]
-    return pd.DataFrame(values, columns=expected)
+    # the whole contract in three array operations: bounds, whole numbers, then unique columns if any
+    if (values < lower).any() or (values > upper).any():
+        return None
+    if whole.any() and (values[:, whole] % 1 != 0).any():
+        return None
+    for i in unique:
+        if len(np.unique(values[:, i])) != len(values):
+            return None
+    frame = pd.DataFrame(values, columns=expected)
+    return frame.astype(casts) if any(t != "float64" for t in casts.values()) else frame
 
 
 def run(raw_data, request_headers=None):
