@@ -108,7 +108,8 @@ def _type_problem(spec, value) -> str:
         if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             return f"not a finite number: {value}"
         whole = spec.dtype == "integer" and isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-        return f"not a whole number: {value!r}" if whole else f"not a number: {value!r}"
+        # the endpoint's words for a fraction in an integer column, so both answers read the same
+        return f"expected a whole number, got {value!r}" if whole else f"not a number: {value!r}"
     if spec.dtype == "category":
         return f"unknown category: {value!r}"
     return {"string": "not a string", "boolean": "not true or false"}[spec.dtype] + f": {value!r}"
