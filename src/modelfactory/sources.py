@@ -208,7 +208,8 @@ def _stream_csv(path: Path, column_types: dict | None = None):
 
     column_types = dict(column_types or {})
     try:
-        with pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(column_types=column_types)) as reader:
+        options = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
+        with pacsv.open_csv(path, convert_options=options) as reader:
             return reader.schema, sum(batch.num_rows for batch in reader)
     except pa.ArrowException as exc:
         found = _CONVERSION.search(str(exc))
@@ -264,7 +265,9 @@ def read_files(ref: DataRef) -> pd.DataFrame:
             if check_file(path) == "parquet":
                 tables.append(pq.read_table(path))
             else:
-                tables.append(pacsv.read_csv(path))
+                # "NA", "NULL", "" and the like are gaps in text columns too, as pandas reads them:
+                # otherwise a text column's blanks become a category of their own ("NA").
+                tables.append(pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)))
         except pa.ArrowException as exc:
             raise DataValidationError(f"{shown(path)}: not readable ({_first_line(exc)})") from None
     try:

@@ -48,6 +48,15 @@ def test_csv_and_parquet_read_the_same_rows_with_the_target_last(project, frame)
                                         "hash": sources.hash_file(project / "d.csv")}
 
 
+def test_na_cells_in_a_text_column_are_missing_not_a_category(project):
+    """The penguins CSV writes a missing sex as NA. pyarrow kept it as the text "NA" in a text column,
+    so the model learnt a third sex and the contract never saw the gaps."""
+    (project / "p.csv").write_text("sex,mass,target\nmale,1.5,0\nNA,2.5,1\nfemale,NA,0\n,3.5,1\n")
+    read = data.load_dataset(spec("file", "p.csv"))
+    assert read["sex"].isna().tolist() == [False, True, False, True]
+    assert read["mass"].isna().tolist() == [False, False, True, False]
+
+
 def test_a_folder_or_glob_reads_every_file_in_name_order(project, frame):
     landing = project / "landing"
     landing.mkdir()
