@@ -19,6 +19,9 @@ from modelfactory import data, tracking
 from modelfactory.errors import DataValidationError, InputFileError
 
 NUMERIC = {"double", "float", "long", "integer"}
+INTEGRAL = {"long", "integer"}
+# The dtype each numeric signature type reaches the model as (the endpoint's score.py sends the same).
+DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 FORMATS = (".parquet", ".csv")  # what --input is read as and --output written as, by suffix
 
 
@@ -58,31 +61,45 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
     """Split a chunk into (rows fit to score, typed) and (bad rows: row number, column, problem).
 
     A missing value is a problem except in the ``optional`` columns (the signature's, where the
-    model's pipeline imputes), as at the endpoint."""
+    model's pipeline imputes), as at the endpoint. Numbers are typed as the signature says (an
+    integer column stays integer, as the endpoint sends it; a fraction there is a bad row). The checks
+    are whole-column numpy operations: Python touches only the bad rows, to describe them."""
     missing = [name for name, _ in columns if name not in chunk.columns]
     if missing:
         raise DataValidationError(f"the input has no column(s) {', '.join(missing)}; the model needs "
                                   f"{', '.join(n for n, _ in columns)}")
     rows = pd.RangeIndex(first_row, first_row + len(chunk))
-    frame = chunk[[n for n, _ in columns]].set_axis(rows)
-    problems = []
+    typed, problems = {}, []
     for name, kind in columns:
-        values = frame[name]
+        values = chunk[name].set_axis(rows, copy=False)
         absent = values.isna()
         if name not in optional:
-            problems += [(r, name, "missing value") for r in values.index[absent]]
+            problems += [(r, name, "missing value") for r in rows[absent.to_numpy()]]
         elif kind not in NUMERIC and absent.any():  # a CSV's gap is NaN; MLflow takes None in a text column
-            frame[name] = values.astype(object).where(~absent, None)
+            values = values.astype(object).where(~absent, None)
         if kind in NUMERIC:
-            numeric = pd.to_numeric(values, errors="coerce")
-            problems += [(r, name, f"not a number: {values[r]!r}") for r in values.index[numeric.isna() & ~absent]]
-            infinite = np.isinf(numeric.to_numpy(dtype="float64", na_value=np.nan))
-            problems += [(r, name, f"not a finite number: {numeric[r]}") for r in values.index[infinite]]
-            frame[name] = numeric
+            numeric = values if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
+                else pd.to_numeric(values, errors="coerce")
+            floats = numeric.to_numpy(dtype="float64", na_value=np.nan)
+            text = np.isnan(floats) & ~absent.to_numpy()
+            problems += [(r, name, f"not a number: {values[r]!r}") for r in rows[text]]
+            infinite = np.isinf(floats)
+            problems += [(r, name, f"not a finite number: {floats[r - first_row]:g}") for r in rows[infinite]]
+            if kind in INTEGRAL:
+                fraction = np.isfinite(floats) & (floats % 1 != 0)
+                problems += [(r, name, f"not a whole number: {floats[r - first_row]:g}") for r in rows[fraction]]
+            # whole numbers keep their integer array (a float round trip loses digits past 2**53)
+            integers = isinstance(numeric.dtype, np.dtype) and numeric.dtype.kind in "iu"
+            typed[name] = numeric.to_numpy() if integers else floats
+        else:
+            typed[name] = values.array
     bad = pd.DataFrame(problems, columns=["row", "column", "problem"]).sort_values("row", kind="stable")
     bad = bad.drop_duplicates("row").reset_index(drop=True)
-    good = frame.drop(index=bad["row"]) if len(bad) else frame
-    return good.astype({n: "float64" for n, k in columns if k in NUMERIC}), bad
+    keep = ~rows.isin(bad["row"]) if len(bad) else slice(None)
+    good = pd.DataFrame({name: values[keep] for name, values in typed.items()}, index=rows[keep], copy=False)
+    # an integer column with a gap left in (only if the signature makes it optional) stays float
+    dtypes = {n: DTYPES[k] for n, k in columns if k in NUMERIC and not (k in INTEGRAL and good[n].isna().any())}
+    return good.astype(dtypes, copy=False), bad
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
