@@ -30,9 +30,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 notebooks: $(STAMP) ## re-execute notebooks/ in place so their saved outputs are current
 	$(BIN)/modelfactory notebooks
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; CLI start-up (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; CLI start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/data.py
 	$(BIN)/python bench/cli.py
 
 # Containers and Azure ML compute instances run as root, which Jupyter refuses without --allow-root.

@@ -1,10 +1,11 @@
 """Batch scoring: a CSV or Parquet file through a model, in chunks, so files larger than memory stream.
 
 Rows are checked like the endpoint checks a request (every signature column present, finite numbers
-where numbers are expected, no missing values except where the model's pipeline imputes them).
-``batch.on_bad_rows`` chooses whether bad rows are set aside (written beside the output with their
-row numbers and the problem) or stop the job. The output is written in the format its suffix names,
-.parquet or .csv.
+where numbers are expected, whole numbers in integer columns, no missing values except where the
+model's pipeline imputes them). ``batch.on_bad_rows`` chooses whether bad rows are set aside (written
+beside the output with their row numbers and the problem) or stop the job. The output is written in
+the format its suffix names, .parquet or .csv. Parquet input is read as pyarrow record batches of
+the model's columns only; bench/data.py measures this path against a plain read and predict.
 """
 
 from __future__ import annotations
