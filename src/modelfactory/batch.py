@@ -119,8 +119,9 @@ def check_chunk(chunk: pd.DataFrame, columns: list[tuple[str, str]], first_row: 
     keep = ~rows.isin(bad["row"]) if len(bad) else slice(None)
     good = pd.DataFrame({name: values[keep] for name, values in typed.items()}, index=rows[keep], copy=False)
     # an integer column with a gap left in (only if the signature makes it optional) stays float
-    dtypes = {n: DTYPES[k] for n, k in columns if k in NUMERIC and not (k in INTEGRAL and good[n].isna().any())}
-    return good.astype(dtypes, copy=False), bad
+    dtypes = {n: DTYPES[k] for n, k in columns if k in NUMERIC and good[n].dtype != DTYPES[k]
+              and not (k in INTEGRAL and good[n].isna().any())}
+    return (good.astype(dtypes) if dtypes else good), bad  # astype rebuilds the frame even when nothing changes
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,

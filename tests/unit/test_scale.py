@@ -84,3 +84,17 @@ def test_parquet_output_reuses_the_input_columns_and_keeps_their_values(tmp_path
     assert out["row"].tolist() == kept.index.tolist()
     pd.testing.assert_frame_equal(out[["mass", "count", "male"]], kept.reset_index(drop=True))
     assert out["prediction"].to_numpy() == pytest.approx(model.predict(kept))
+
+
+def test_load_dataset_moves_the_target_last_and_keeps_every_value(tmp_path):
+    """The target is moved on its own (selecting every column in a new order copied the whole table),
+    from an Arrow table converted column by column."""
+    from modelfactory import data
+
+    frame = _mixed()
+    frame.insert(0, "species", np.where(frame["mass"] > 40, "big", "small"))
+    frame.to_parquet(tmp_path / "rows.parquet")
+    raw = data.load_dataset({"source": "file", "dataset": str(tmp_path / "rows.parquet"), "target": "species"})
+    assert list(raw.columns) == ["island", "mass", "count", "male", "species"]
+    pd.testing.assert_frame_equal(raw, frame[list(raw.columns)])
+    assert raw.attrs["source"]["source"] == "file"
