@@ -6,7 +6,8 @@ request against, with the same answers: each column's type, nulls, range, catego
 contract is held to its signature (contract.signature_contract), as score.py holds it.
 ``batch.on_bad_rows`` chooses whether bad rows are set aside (written beside the output with their
 row numbers and the problem) or stop the job. The output is written in the format its suffix names,
-.parquet or .csv.
+.parquet or .csv. Parquet input is read as pyarrow record batches of
+the model's columns only; bench/data.py measures this path against a plain read and predict.
 """
 
 from __future__ import annotations
@@ -21,16 +22,31 @@ from modelfactory import data, tracking
 from modelfactory.contract import Contract, check_names, coerce_text_numbers, range_ok, type_ok
 from modelfactory.errors import DataValidationError, InputFileError
 
-SIGNATURE_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+NUMERIC = {"double", "float", "long", "integer"}
+INTEGRAL = {"long", "integer"}
+# The dtype each numeric signature type reaches the model as (the endpoint's score.py sends the same).
+DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+# The Parquet output's type per signature type (pyarrow's factory names; pyarrow loads only when writing).
+ARROW_TYPES = {**DTYPES, "string": "string", "boolean": "bool_"}
 FORMATS = (".parquet", ".csv")  # what --input is read as and --output written as, by suffix
 
 
-def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+def read_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None
+                ) -> tuple[Iterator[pd.DataFrame], int | None]:
     """Chunks of a CSV or Parquet file, and its row count when the format tells it up front.
 
-    A file that cannot be read (corrupt, not really CSV or Parquet) raises DataValidationError in
-    one line, whether that shows at opening or in a later chunk.
+    ``columns`` limits a Parquet file to those of its columns (the rest are never decoded). A file
+    that cannot be read (corrupt, not really CSV or Parquet) raises DataValidationError in one line,
+    whether that shows at opening or in a later chunk.
     """
+    batches, total = _read_batches(path, chunk_rows, columns)
+    return (frame for frame, _ in batches), total
+
+
+def _read_batches(path: Path, chunk_rows: int, columns: list[str] | None = None):
+    """``((frame, arrow batch or None), ...)`` and the row count if known: Parquet as pyarrow record
+    batches (the batch is kept, so the output can reuse its columns unconverted), CSV through
+    pandas' chunked reader (which types each chunk by its own values, and names a repeated header)."""
     import pyarrow as pa
 
     suffix = path.suffix.lower()
@@ -47,10 +63,13 @@ def read_chunks(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], in
             import pyarrow.parquet as pq
 
             source = pq.ParquetFile(path)
-            batches = (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows))
+            names = source.schema_arrow.names
+            data.require_unique_columns(pd.DataFrame(columns=names), f"--input {path}")
+            wanted = None if columns is None else [n for n in columns if n in names] or names[:1]
+            batches = ((b.to_pandas(), b) for b in source.iter_batches(batch_size=chunk_rows, columns=wanted))
             return guarded(batches), source.metadata.num_rows
         if suffix == ".csv":
-            return guarded(iter(pd.read_csv(path, chunksize=chunk_rows))), None
+            return guarded((frame, None) for frame in pd.read_csv(path, chunksize=chunk_rows)), None
     except unreadable as exc:
         raise DataValidationError(f"--input {path}: cannot be read as {suffix[1:]}: {exc}") from None
     raise InputFileError(f"--input {path}: expected a .csv or .parquet file")
@@ -125,7 +144,7 @@ def model_rules(model) -> tuple[Contract, dict[str, str]]:
     rules = contracts.Contract.model_validate(logged) if logged else contracts.signature_contract(
         [(s.name, s.type.name) for s in inputs], {s.name for s in inputs if not s.required},
         contracts.refused_by(model))
-    return rules, {s.name: SIGNATURE_DTYPES[s.type.name] for s in inputs if s.type.name in SIGNATURE_DTYPES}
+    return rules, {s.name: DTYPES[s.type.name] for s in inputs if s.type.name in DTYPES}
 
 
 def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_params: Mapping,
@@ -156,13 +175,16 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
                                  "(nothing is overwritten)")
     model = tracking.load_model(model_dir, "pyfunc")
     rules, casts = model_rules(model)
-    chunks, total = read_chunks(input_path, batch_params["chunk_rows"])
+    columns = [(s.name, s.type.name) for s in model.metadata.get_input_schema().inputs]
+    # a strict contract refuses a file with other columns, so then every column is read
+    wanted = None if rules.strict else [n for n, _ in columns]
+    chunks, total = _read_batches(input_path, batch_params["chunk_rows"], wanted)
     partial = output_path.with_name(f".{output_path.name}.partial")
-    writer = _ChunkWriter(partial, parquet=output_path.suffix.lower() == ".parquet")
+    writer = _ChunkWriter(partial, columns, parquet=output_path.suffix.lower() == ".parquet")
     scored, rejected, first_row = 0, 0, 0
     bar = tqdm(total=total, unit="rows", desc=f"scoring {input_path.name}", disable=not progress)
     try:
-        for chunk in chunks:
+        for chunk, batch in chunks:
             if chunk.empty:  # a CSV with only a header reads as one empty chunk: "no rows", said below
                 continue
             if not first_row:
@@ -175,12 +197,11 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
             if len(bad):
                 bad.to_csv(rejected_path, mode="a", header=not rejected, index=False)
                 rejected += len(bad)
-            out = good.assign(prediction=model.predict(good) if len(good) else [])
-            out.insert(0, "row", out.index)
-            writer.write(out)
+            del chunk  # the checked copy is what is scored; the batch, if any, is what is written
+            writer.write(good, model.predict(good) if len(good) else np.empty(0), batch, first_row)
             scored += len(good)
-            first_row += len(chunk)
-            bar.update(len(chunk))
+            first_row += len(good) + len(bad)
+            bar.update(len(good) + len(bad))
         if not first_row:
             raise DataValidationError(f"--input {input_path}: the file has no rows")
     except BaseException:  # leave no half-written output, nor the rows set aside for it
@@ -197,24 +218,57 @@ def score_file(model_dir: Path, input_path: Path, output_path: Path, batch_param
 
 
 class _ChunkWriter:
-    """Appends scored chunks to one file, Parquet or CSV as the final name's suffix says."""
+    """Appends scored chunks to one file, Parquet or CSV as the final name's suffix says.
 
-    def __init__(self, path: Path, parquet: bool):
-        self.path, self.parquet, self.writer, self.started = path, parquet, None, False
+    Parquet goes through one ParquetWriter whose columns are typed by the model's signature, so a
+    chunk in which a text column happens to be all missing cannot change the file's schema midway.
+    A column of the input's record batch that already has that type is written as it was read
+    (the rows kept taken from it), not converted back from pandas.
+    """
 
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+    def __init__(self, path: Path, columns: list[tuple[str, str]], parquet: bool):
+        self.path, self.columns, self.parquet, self.writer, self.started = path, columns, parquet, None, False
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            self.writer = self.writer or pq.ParquetWriter(self.path, table.schema)
-            self.writer.write_table(table)
-        else:
-            frame.to_csv(self.path, mode="a" if self.started else "w", header=not self.started, index=False)
+    def write(self, good: pd.DataFrame, predictions, batch, first_row: int, empty: bool = False) -> None:
+        if not self.parquet:
+            out = good.assign(prediction=predictions)
+            out.insert(0, "row", out.index)
+            out.to_csv(self.path, mode="a" if self.started else "w", header=not self.started, index=False)
+            self.started = True
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not len(good) and not empty:  # nothing to add; a chunk with rows fixes the schema (see close)
+            return
+        kept = None
+        if batch is not None and len(good) < batch.num_rows:
+            kept = pa.array(good.index.to_numpy() - first_row)
+        arrays, fields = [pa.array(good.index.to_numpy(), pa.int64())], [pa.field("row", pa.int64())]
+        for name, kind in self.columns:
+            wanted = getattr(pa, ARROW_TYPES[kind])() if kind in ARROW_TYPES else None
+            source = batch.column(name) if batch is not None and name in batch.schema.names else None
+            if source is not None and source.type == wanted:
+                array = source if kept is None else source.take(kept)
+            else:
+                array = pa.array(good[name], type=wanted, from_pandas=True)
+            arrays.append(array)
+            fields.append(pa.field(name, array.type))
+        predicted = pa.array(np.asarray(predictions), from_pandas=True)
+        arrays.append(predicted)
+        fields.append(pa.field("prediction", predicted.type))
+        table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        elif not table.schema.equals(self.writer.schema):  # a type that comes from a chunk's values
+            table = table.cast(self.writer.schema)
+        self.writer.write_table(table)
         self.started = True
 
     def close(self) -> None:
+        if self.parquet and self.writer is None:  # no row was scored: still a Parquet file, with the columns
+            self.write(pd.DataFrame({n: pd.Series(dtype=DTYPES.get(k, object)) for n, k in self.columns}),
+                       np.empty(0), None, 0, empty=True)
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -274,9 +274,12 @@ def read_files(ref: DataRef) -> pd.DataFrame:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     except pa.ArrowException as exc:
         raise DataValidationError(f"{ref.uri}: the files do not share one schema ({_first_line(exc)})") from None
+    del tables
     if table.num_rows == 0:
         raise DataValidationError(f"{ref.uri}: no rows")
-    return table.to_pandas()
+    # Each Arrow column is freed once converted, so the table and the frame are never both whole in
+    # memory (a column per block: nothing is copied to consolidate them).
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def find_files(dataset: str) -> tuple[Path, ...]:

@@ -20,6 +20,9 @@ from modelfactory.errors import ModelfactoryError
 RUN_FILE = "tracking.json"
 TRUSTED_TYPES_TAG = "model.skops_trusted_types"
 DIGEST_CHARS = 36               # the longest digest MLflow's store keeps; the full hash goes in a tag
+# MLflow infers a text column's type by looking at every cell in Python (minutes on millions of rows):
+# types come from this many present values per column; whether a column may be missing, from all its rows.
+SCHEMA_SAMPLE_ROWS = 1000
 
 
 def tracking_uri(params: Mapping) -> str:
@@ -120,7 +123,8 @@ def log_data_input(frame, record: Mapping, target: str, location: Path | None = 
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(frame, source=str(location) if location else None, targets=target,
                                           name=name, digest=record["hash"][:DIGEST_CHARS])
-        mlflow.log_input(dataset, context="training", tags=_data_tags(record))  # the schema is inferred here
+        dataset.schema = table_schema(frame)  # a cached property: MLflow's own would scan every cell
+        mlflow.log_input(dataset, context="training", tags=_data_tags(record))
 
 
 def _dataset_name(record: Mapping) -> str:
@@ -209,16 +213,19 @@ def log_model(model, example, requirements: Sequence[str], contract=None) -> str
 
     import mlflow
     from mlflow.models import infer_signature
+    from mlflow.models.signature import ModelSignature
 
     from modelfactory import contract as contracts
 
     contract = contracts.fit_to_model(contracts.cover(contract, example), model)
     example = contracts.conform(example, contract)
+    sample = example.head(SCHEMA_SAMPLE_ROWS)  # the outputs' type; the inputs' from every row, cheaply
     with warnings.catch_warnings():
         # MLflow's hint that an integer column cannot hold a gap: the endpoint and batch refuse a gap
         # there in one line, so the hint (printed with a machine path into the notebook) is noise.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = optional_where_imputed(infer_signature(example, model.predict(example)), model)
+        inferred = infer_signature(sample, model.predict(sample))
+    signature = optional_where_imputed(ModelSignature(table_schema(example), inferred.outputs), model)
     trusted = skops_trusted_types(model)
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, pip_requirements=pin_requirements(requirements),
@@ -226,6 +233,23 @@ def log_model(model, example, requirements: Sequence[str], contract=None) -> str
     )
     mlflow.set_tag(TRUSTED_TYPES_TAG, ", ".join(trusted) or "none")
     return info.model_uri
+
+
+def table_schema(frame, rows: int = SCHEMA_SAMPLE_ROWS):
+    """MLflow's schema of a table, as ``infer_signature`` gives it, at a cost that barely grows with the
+    table: each column's type from its first ``rows`` present values, and whether it is required (no
+    missing value in any row) from the whole column in one vectorised pass."""
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    gaps = frame.isna().any()
+    specs = []
+    for name in frame.columns:
+        column = frame[name]
+        present = column.dropna().head(rows) if gaps[name] else column.head(rows)
+        spec = infer_signature((present if len(present) else column.head(rows)).to_frame(name)).inputs.inputs[0]
+        specs.append(ColSpec(spec.type, spec.name, required=not bool(gaps[name])))
+    return Schema(specs)
 
 
 def optional_where_imputed(signature, model):

@@ -199,3 +199,31 @@ def test_an_integer_column_scores_and_a_fraction_in_it_is_set_aside(tmp_path):
     assert out["row"].tolist() == kept.index.tolist()
     assert out["year"].tolist() == kept["year"].tolist()
     assert out["prediction"].to_numpy() == pytest.approx(fitted.predict(kept))
+
+
+def test_a_model_with_integer_columns_scores_them_as_integers(tmp_path):
+    """An integer column (``long`` in the signature) reaches the model as int64, as the endpoint sends
+    it: casting it to float made MLflow refuse every chunk ("Can not safely convert float64 to int64")."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"dose": rng.normal(size=40), "visits": rng.integers(0, 9, size=40)})
+    fitted = Ridge().fit(x, x["dose"] + x["visits"])
+    mlflow.sklearn.save_model(fitted, tmp_path / "model", signature=infer_signature(x, fitted.predict(x)),
+                              pip_requirements=["scikit-learn"])
+    x.to_parquet(tmp_path / "in.parquet")
+    summary = score_file(tmp_path / "model", tmp_path / "in.parquet", tmp_path / "out.parquet", SKIP, progress=False)
+    assert (summary["scored"], summary["rejected"]) == (40, 0)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["visits"].dtype == "int64" and out["visits"].tolist() == x["visits"].tolist()
+    assert out["prediction"].to_numpy() == pytest.approx(fitted.predict(x))
+    frame = x.head(6).astype({"visits": "float64"})
+    frame.loc[4, "visits"] = 2.5  # the endpoint refuses a fraction in an integer column; so does batch
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(tmp_path / "model", tmp_path / "in.csv", tmp_path / "out.csv", SKIP, progress=False)
+    assert (summary["scored"], summary["rejected"]) == (5, 1)
+    assert pd.read_csv(summary["rejected_file"]).to_dict(orient="records") == [
+        {"row": 4, "column": "visits", "problem": "expected a whole number, got 2.5"}]
+    assert pd.read_csv(tmp_path / "out.csv")["visits"].tolist() == x["visits"].head(6).drop(index=4).tolist()
