@@ -271,6 +271,6 @@ def test_sigkill_leaves_no_server_and_the_run_shows_abandoned(terminated):
     assert run["status"] == "running"  # nothing of the killed process ran to say otherwise
     listing = cli(project, "runs")
     line = next(line for line in listing.stdout.splitlines() if line.startswith(run["run_id"]))
-    assert line.split()[3] == "abandoned"
+    assert line.split()[4] == "abandoned"  # run id, model, env, pipeline, status
     run = runs_of(project)[-1]
     assert run["status"] == "abandoned" and run["stages"]["deploy"]["status"] == "abandoned"

@@ -57,9 +57,10 @@ def test_make_run_registers_the_penguins_csv_and_runs_every_demo_model(full_run)
     assert re.search(r"\[2/4\] train ok \(\d+\.\d s\)", done.stdout)
     # each model's block ends with what became of its candidate: the first champion of each
     blocks = re.split(r"\n(?=run \S+: )", done.stdout.strip())  # at each "run <id>: <model> in <env>, ..."
-    assert len(blocks) == 2
-    assert [block.splitlines()[-1] for block in blocks] == [
-        "candidate v1 promoted: no champion yet; beats the baseline and meets all thresholds"] * 2
+    assert blocks[0].startswith("registered penguins:1")  # make run's register step comes first
+    assert len(blocks) == 4
+    assert [block.splitlines()[-1] for block in blocks[1:]] == [
+        "candidate v1 promoted: no champion yet; beats the baseline and meets all thresholds"] * 3
 
 
 def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):
@@ -84,7 +85,8 @@ def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):
         index = (run_dir / "index.html").read_text()
         assert all(f'href="{s}.html"' in index and f'href="{s}-report.html"' in index for s in STAGES)
         verdict = index[index.index('<section class="verdict"'):index.index("</section>")]
-        estimator = "Ridge" if m["model"] == "diabetes" else "LogisticRegression"
+        estimator = {"diabetes": "Ridge", "breast_cancer": "LogisticRegression",
+                     "penguins": "RandomForestClassifier"}[m["model"]]
         for words in ("candidate v1 promoted", f"<b>{estimator}</b>", f"{m['model']}-dev version 1",
                       f"hash {m['data']['hash'][:12]}", "<b>yes</b>: version 1 is champion"):
             assert words in verdict, words
@@ -158,7 +160,7 @@ def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
     done = cli(project, "run", "--model", "diabetes", "--stages", "train")
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "error: train needs the outputs of stage explore (dataset.parquet), but any earlier run of diabetes "
+        "error: train needs the outputs of stage explore (contract.json, dataset.parquet), but any earlier run of diabetes "
         "in env dev has no successful explore stage; run it first: modelfactory run --model diabetes "
         "--env dev --stages explore"
     )
@@ -170,8 +172,8 @@ def test_first_run_registers_and_promotes_the_first_champion(full_run):
     for m in runs_of(project)[:3]:
         assert m["gate"]["passed"] and m["gate"]["reason"] == "no champion yet; beats the baseline and meets all thresholds"
         assert m["promotion"]["promoted"] and m["promotion"]["champion"] == m["gate"]["version"]
-    shown = cli(project, "champion", "--model", "diabetes")
-    assert shown.stdout.strip() == "diabetes-dev: champion 1, previous none"
+    shown = cli(project, "champion", "--model", "breast_cancer")
+    assert shown.stdout.strip() == "breast_cancer-dev: champion 1, previous none"
 
 
 def test_worse_model_is_rejected_and_champion_unchanged(full_run):
@@ -466,7 +468,7 @@ def test_a_worse_than_baseline_first_model_in_a_new_environment_never_ships(full
     assert done.returncode == 0, done.stdout + done.stderr
     m = runs_of(project)[-1]
     assert (m["env"], m["gate"]["passed"], m["gate"]["champion_version"]) == ("stage", False, None)
-    assert m["gate"]["reason"].startswith("beats baseline: rmse=")
+    assert re.fullmatch(r"rmse [\d.]+ is worse than the baseline's [\d.]+", m["gate"]["reason"])
     assert m["promotion"]["promoted"] is False
     assert cli(project, "champion", "--model", "diabetes", "--env", "stage").stdout == \
         "diabetes-stage: champion none, previous none\n"
