@@ -74,7 +74,7 @@ CHILD = r'''
 import json, os, sys, time
 side, path = sys.argv[1], sys.argv[2]
 import pandas as pd, pyarrow, pyarrow.csv, pyarrow.parquet
-from modelfactory import data, sources
+from modelfactory.core import data, sources
 from modelfactory.params import resolve
 
 def peak_mib():
@@ -195,8 +195,8 @@ def read_and_validate(path: Path, cwd: Path, rounds: int) -> dict:
 def batch(path: Path, model_dir: Path, out_dir: Path, rounds: int, chunk_rows: int) -> dict:
     import pandas as pd
 
-    from modelfactory import tracking
-    from modelfactory.batch import score_file
+    from modelfactory.ops import tracking
+    from modelfactory.core.batch import score_file
 
     tracking.load_model(model_dir, "pyfunc")  # imports (mlflow, skops) paid once, before either side is timed
     times = {"plain": [], "ours": []}

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from modelfactory.params import list_models, resolve
-from modelfactory.pipeline import load_pipeline
+from modelfactory.ops.pipeline import load_pipeline
 
 
 def main(root: Path) -> None:

@@ -55,7 +55,8 @@ def build_packages(base: Path):
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
-    from modelfactory import contract, deploy
+    from modelfactory.core import contract
+    from modelfactory.ops import deploy
 
     frame = load_diabetes(as_frame=True).frame
     x = frame.drop(columns="target")
@@ -108,8 +109,8 @@ def load(port: int, body: bytes, count: int, concurrency: int) -> tuple[float, l
 
 def serving(base: Path, x, requests: int, rounds: int) -> None:
     """All three servers up at once (idle ones cost nothing); rounds alternate them; medians compared."""
-    from modelfactory import deploy
-    from modelfactory.serving.endpoint import start_endpoint
+    from modelfactory.ops import deploy
+    from modelfactory.ops.serving.endpoint import start_endpoint
 
     bodies = {"1 row": json.dumps(deploy.build_request(x.head(1))).encode(),
               "1000 rows": json.dumps(deploy.build_request(x.sample(1000, replace=True, random_state=0))).encode()}
@@ -150,7 +151,7 @@ def serving(base: Path, x, requests: int, rounds: int) -> None:
 RSS_CODE = '''
 import resource, sys
 from pathlib import Path
-from modelfactory.batch import score_file
+from modelfactory.core.batch import score_file
 score_file(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), {"chunk_rows": 20000, "on_bad_rows": "skip"}, progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 '''
@@ -160,7 +161,7 @@ def batch(base: Path, x, model) -> None:
     import mlflow.sklearn
     import pandas as pd
 
-    from modelfactory.batch import score_file
+    from modelfactory.core.batch import score_file
 
     big = pd.concat([x] * 230, ignore_index=True)  # ~100k rows
     big.to_parquet(base / "small.parquet")

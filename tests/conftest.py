@@ -77,7 +77,7 @@ def package_answers(run_folder: Path, model: str, package_dir: Path, rows: int =
     return (the answers, the trained model's own predictions)."""
     import pandas as pd
 
-    from modelfactory import deploy, tracking
+    from modelfactory.ops import deploy, tracking
 
     holdout = pd.read_parquet(run_folder / "train" / "holdout.parquet").drop(columns="target").head(rows)
     deploy.package_model(run_folder / "train" / "model", package_dir, holdout, PACKAGE_SETTINGS, model, "1")

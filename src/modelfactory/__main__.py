@@ -2,6 +2,6 @@
 
 import sys
 
-from modelfactory.cli import main
+from modelfactory.ops.cli import main
 
 sys.exit(main())

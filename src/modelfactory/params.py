@@ -246,7 +246,7 @@ def _check_estimators(params: Mapping, origin: Mapping[str, str]) -> None:
 
     scikit-learn is imported here, on first use: ``modelfactory --help`` stays light.
     """
-    from modelfactory.modeling import check_estimators
+    from modelfactory.core.modeling import check_estimators
 
     try:
         check_estimators(params)
@@ -259,7 +259,7 @@ def _check_estimators(params: Mapping, origin: Mapping[str, str]) -> None:
 def _check_contract(params: Mapping, origin: Mapping[str, str]) -> None:
     """Read and validate the data contract that ``data.contract`` declares, so a mistake in it is one
     line here rather than a failed stage; an inline contract's errors name the params file."""
-    from modelfactory.contract import declared_contract
+    from modelfactory.core.contract import declared_contract
 
     try:
         declared_contract(params["data"])

@@ -99,8 +99,8 @@ def _fake_client(steps):
 
 
 def test_wait_then_bring_home_prints_the_error_and_a_rerun_that_reproduces_it(steps, monkeypatch):
-    from modelfactory.azureml import submit
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.azureml import submit
+    from modelfactory.ops.pipeline import load_pipeline
 
     monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(steps.project))
     monkeypatch.chdir(steps.project)
@@ -137,7 +137,7 @@ def test_submit_sends_the_built_pipeline_job_through_the_client(steps, monkeypat
     from azure.ai.ml import load_job
     from azure.ai.ml.operations import JobOperations
 
-    from modelfactory.azureml import submit
+    from modelfactory.ops.azureml import submit
 
     job = load_job(steps.folder / "pipeline.yaml")
     jobs = create_autospec(JobOperations, instance=True)
@@ -153,7 +153,7 @@ def test_submit_sends_the_built_pipeline_job_through_the_client(steps, monkeypat
 
 
 def test_jobs_show_and_download_every_step(steps, monkeypatch):
-    from modelfactory.azureml import submit
+    from modelfactory.ops.azureml import submit
 
     monkeypatch.setenv("MODELFACTORY_PROJECT_DIR", str(steps.project))
     monkeypatch.setenv("MODELFACTORY_RUNS_DIR", str(steps.project / "runs-jobs"))

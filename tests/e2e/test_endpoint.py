@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory import deploy
+from modelfactory.ops import deploy
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def test_idle_and_half_sent_connections_do_not_block_score(package):
 STARTER = """
 import sys, threading, time
 from pathlib import Path
-from modelfactory.serving.endpoint import start_endpoint
+from modelfactory.ops.serving.endpoint import start_endpoint
 
 def start():
     endpoint = start_endpoint(Path(sys.argv[1]))

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, cli, copy_project, package_answers, runs_of
-from modelfactory import tracking
+from modelfactory.ops import tracking
 
 pytestmark = pytest.mark.e2e
 

@@ -117,7 +117,7 @@ class Server:
 @pytest.fixture(scope="module")
 def walked(tmp_path_factory):
     """Every command of the doc, run in order: (project, [(command, returncode, output)], server output)."""
-    from modelfactory.cli import build_parser
+    from modelfactory.ops.cli import build_parser
 
     project = copy_project(tmp_path_factory.mktemp("onboarding") / "project")
     _venv(project)

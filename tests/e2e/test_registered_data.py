@@ -30,7 +30,7 @@ def registered_run(tmp_path_factory):
 def test_a_run_on_registered_data_records_its_version_and_hash(registered_run):
     import mlflow
 
-    from modelfactory.sources import hash_file
+    from modelfactory.core.sources import hash_file
 
     project, registered, done = registered_run
     assert registered.returncode == 0, registered.stderr

@@ -35,7 +35,7 @@ def full_run(tmp_path_factory):
 def test_make_run_registers_the_penguins_csv_and_runs_every_demo_model(full_run):
     from importlib.resources import files
 
-    from modelfactory.sources import hash_file
+    from modelfactory.core.sources import hash_file
 
     project, done = full_run
     assert done.returncode == 0, done.stdout + done.stderr
@@ -234,7 +234,7 @@ def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
 def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
     import concurrent.futures
 
-    from modelfactory import deploy
+    from modelfactory.ops import deploy
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "diabetes")
@@ -377,7 +377,7 @@ def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):
 
     import pandas as pd
 
-    from modelfactory import deploy
+    from modelfactory.ops import deploy
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _train_by_hand(params) -> None:
     """What train.ipynb does by hand, in-process: the scratch folder gets the split and the model."""
-    from modelfactory import data, modeling
-    from modelfactory.stage import finish_stage, open_stage
+    from modelfactory.core import data, modeling
+    from modelfactory.ops.stage import finish_stage, open_stage
 
     stage = open_stage("train", params)
     train, holdout = data.split_data(data.load_dataset(params["data"]), params["data"], params["seed"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, cli, copy_project
-from modelfactory.pipeline import notebook_paths
+from modelfactory.ops.pipeline import notebook_paths
 
 MODEL = "penguins"
 EXAMPLES = ROOT / "docs" / "examples" / MODEL
@@ -73,7 +73,7 @@ def test_the_notebooks_command_reproduces_the_committed_examples(tmp_path):
 
 
 def test_an_unregistered_dataset_is_one_line_before_any_kernel(proj, capsys):
-    from modelfactory import cli as command
+    from modelfactory.ops import cli as command
 
     code = command.main(["notebooks", "--model", MODEL])
     _, err = capsys.readouterr()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelfactory.pipeline import notebook_paths
+from modelfactory.ops.pipeline import notebook_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 

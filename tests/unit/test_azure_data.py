@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import copy_project
-from modelfactory import data, sources
+from modelfactory.core import data, sources
 from modelfactory.errors import DataValidationError, ParamsError, SecretInParamsError
 
 ACCOUNT, CONTAINER = "mfacct", "landing"
@@ -110,7 +110,7 @@ def test_the_blob_filesystem_is_adlfs_signed_in_with_default_azure_credential():
     from adlfs import AzureBlobFileSystem
     from azure.identity.aio import DefaultAzureCredential
 
-    from modelfactory import remote_data
+    from modelfactory.core import remote_data
 
     fs = remote_data.filesystem(ACCOUNT)  # builds clients only; nothing is sent
     assert isinstance(fs, AzureBlobFileSystem) and fs.account_name == ACCOUNT
@@ -144,7 +144,7 @@ def test_the_secret_guard_refuses_keys_in_a_data_uri_without_showing_them(projec
 
 
 def test_a_blob_uri_with_any_query_string_is_refused_without_echoing_it():
-    from modelfactory import remote_data
+    from modelfactory.core import remote_data
 
     with pytest.raises(ParamsError) as info:
         remote_data.parse_blob_uri(f"{ABFSS}/p.csv?se=2027&sp=r&sv=x&sr=b&st=short")
@@ -266,8 +266,8 @@ def test_in_a_job_step_every_source_but_sklearn_reads_the_mount_and_calls_no_sdk
 # -- job inputs ------------------------------------------------------------------------------------
 
 def test_each_source_becomes_the_job_input_that_fits_it(project, workspace, penguins, monkeypatch):
-    from modelfactory import data_registry
-    from modelfactory.azureml.data_assets import job_input
+    from modelfactory.ops import data_registry
+    from modelfactory.ops.azureml.data_assets import job_input
 
     (project / "landing").mkdir()
     penguins.to_csv(project / "landing" / "2026-01.csv", index=False)
@@ -305,9 +305,9 @@ def test_each_source_becomes_the_job_input_that_fits_it(project, workspace, peng
 
 
 def _prepare(project, model_file: dict, run_id: str, client=None):
-    from modelfactory.azureml import build
+    from modelfactory.ops.azureml import build
     from modelfactory.params import resolve
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.pipeline import load_pipeline
 
     (project / "params" / "models" / "penguins.yaml").write_text(yaml.safe_dump(model_file))
     return build.prepare(load_pipeline("training"), resolve("penguins", "stage"), run_id, client=client)
@@ -324,7 +324,7 @@ PENGUINS = {"model": {"task": "classification", "description": "penguins"},
 def test_the_dry_run_passes_local_data_as_the_explore_steps_input_and_copies_none(project, penguins, tmp_path):
     from azure.ai.ml import load_job
 
-    from modelfactory import data_registry
+    from modelfactory.ops import data_registry
 
     pd.concat([penguins] * 50, ignore_index=True).to_csv(tmp_path / "penguins.csv", index=False)
     record, _ = data_registry.register_file("penguins", tmp_path / "penguins.csv")
@@ -390,7 +390,7 @@ def test_an_mltable_asset_is_autmls_input_as_it_is_and_a_uri_asset_is_named_why_
 
 
 def test_our_check_catches_a_local_path_dumped_as_an_asset_reference():
-    from modelfactory.azureml.checks import check_pipeline
+    from modelfactory.ops.azureml.checks import check_pipeline
 
     spec_ = {"inputs": {"data": {"type": "uri_file", "path": "azureml:/home/me/data/registry/p/v1/p.csv"}}, "jobs": {}}
     assert check_pipeline(spec_) == ["pipeline input 'data': path azureml:/home/me/data/registry/p/v1/p.csv is neither "
@@ -406,7 +406,7 @@ def test_data_register_azure_writes_a_spec_azure_ai_ml_loads_then_creates_the_sa
                                                                                         penguins, capsys):
     from azure.ai.ml import load_data
 
-    from modelfactory import cli, data_registry
+    from modelfactory.ops import cli, data_registry
 
     penguins.to_csv(project / "penguins.csv", index=False)
     assert cli.main(["data", "register", "penguins", str(project / "penguins.csv"), "--azure", "--dry-run"]) == 0
@@ -431,14 +431,14 @@ def test_data_register_azure_writes_a_spec_azure_ai_ml_loads_then_creates_the_sa
     assert cli.main(["data", "show", "penguins"]) == 0
     assert "  azure ml    azureml:penguins:1 in workspace ws-test" in capsys.readouterr().out
     # a submit now references that asset rather than uploading the file again
-    from modelfactory.azureml.data_assets import job_input
+    from modelfactory.ops.azureml.data_assets import job_input
 
     made, pinned = job_input(spec("registered", "penguins:latest"))
     assert (made.type, made.path, pinned) == ("uri_file", "azureml:penguins:1", "penguins:1")
 
 
 def test_data_register_dry_run_needs_azure(project, penguins, capsys):
-    from modelfactory import cli
+    from modelfactory.ops import cli
 
     penguins.to_csv(project / "penguins.csv", index=False)
     assert cli.main(["data", "register", "penguins", str(project / "penguins.csv"), "--dry-run"]) == 2
@@ -449,7 +449,7 @@ def test_data_register_dry_run_needs_azure(project, penguins, capsys):
 def test_submit_dry_run_writes_no_copy_of_the_data(project, penguins, capsys):
     """Before: every dry run wrote the whole dataset to automl-data/ (and a file source inside the project
     went into the code snapshot too)."""
-    from modelfactory import cli
+    from modelfactory.ops import cli
 
     (project / "landing").mkdir()
     penguins.to_csv(project / "landing" / "penguins.csv", index=False)
@@ -464,7 +464,7 @@ def test_submit_dry_run_writes_no_copy_of_the_data(project, penguins, capsys):
 
 
 def test_submit_asks_the_workspace_for_the_assets_type_and_leaves_latest_to_each_job(project, workspace, capsys):
-    from modelfactory import cli
+    from modelfactory.ops import cli
 
     latest = {**PENGUINS, "data": {**PENGUINS["data"], "source": "azureml", "dataset": "azureml:penguins@latest"}}
     (project / "params" / "models" / "penguins.yaml").write_text(yaml.safe_dump(latest))
@@ -483,8 +483,8 @@ def test_mlflow_records_the_resolved_asset_version_and_a_registered_versions_wor
         project, storage, workspace, penguins, tmp_path):
     import mlflow
 
-    from modelfactory import data_registry
-    from modelfactory.azureml import data_assets
+    from modelfactory.ops import data_registry
+    from modelfactory.ops.azureml import data_assets
 
     _put(storage, f"/{CONTAINER}/penguins/v4/a.csv", penguins)
     penguins.to_csv(tmp_path / "penguins.csv", index=False)

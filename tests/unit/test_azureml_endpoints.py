@@ -8,7 +8,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from modelfactory.azureml import deployment
+from modelfactory.ops.azureml import deployment
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def package(tmp_path_factory):
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
-    from modelfactory import deploy
+    from modelfactory.ops import deploy
 
     frame = load_diabetes(as_frame=True).frame
     x = frame.drop(columns="target")

@@ -45,9 +45,9 @@ def test_dry_run_builds_specs_that_azure_ai_ml_loads_and_validates(in_project, m
     from azure.ai.ml.entities import CommandComponent, PipelineJob
     from azure.ai.ml.entities._load_functions import load_schedule
 
-    from modelfactory.azureml import build
+    from modelfactory.ops.azureml import build
     from modelfactory.params import params_hash, resolve
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.pipeline import load_pipeline
 
     params = resolve(model, env)
     pipeline = load_pipeline("training")
@@ -62,7 +62,7 @@ def test_dry_run_builds_specs_that_azure_ai_ml_loads_and_validates(in_project, m
     assert job.experiment_name == f"modelfactory-{env}"
     assert job.tags["model"] == model and job.tags["env"] == env
     assert job.tags["git_commit"]
-    from modelfactory.azureml.jobs import DATA_INPUT, reader_stage
+    from modelfactory.ops.azureml.jobs import DATA_INPUT, reader_stage
 
     # A model whose rows are not bundled with scikit-learn gets them as the reader stage's job input.
     reader = reader_stage(pipeline) if params["data"]["source"] != "sklearn" else None
@@ -105,7 +105,7 @@ def test_dry_run_builds_specs_that_azure_ai_ml_loads_and_validates(in_project, m
 
 
 def test_snapshot_is_lean_and_holds_what_jobs_need(in_project):
-    from modelfactory.azureml import jobs
+    from modelfactory.ops.azureml import jobs
     from modelfactory.params import resolve
 
     (in_project / "config.json").write_text('{"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}')
@@ -115,7 +115,7 @@ def test_snapshot_is_lean_and_holds_what_jobs_need(in_project):
     (in_project / "data" / "scored.parquet").write_text("x")
     target = in_project.parent / "snapshot"
     files = jobs.stage_snapshot(in_project, target, resolve("diabetes", "dev"))
-    assert "params.yaml" in files and "environment.yml" in files and "src/modelfactory/runner.py" in files
+    assert "params.yaml" in files and "environment.yml" in files and "src/modelfactory/ops/runner.py" in files
     assert "notebooks/train.ipynb" in files and "pipelines/training.yaml" in files and "params/base.yaml" in files
     assert not [f for f in files if f.startswith(("runs/", "data/", "tests/")) or f == "config.json"]
     assert not [f for f in files if "__pycache__" in f]
@@ -131,9 +131,9 @@ def test_submit_dry_run_from_the_command_line(in_project):
 
 
 def _pipeline_dict(in_project):
-    from modelfactory.azureml import build
+    from modelfactory.ops.azureml import build
     from modelfactory.params import resolve
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.pipeline import load_pipeline
 
     folder = build.prepare(load_pipeline("training"), resolve("diabetes", "dev"), "dry-checks").folder
     return folder, yaml.safe_load((folder / "pipeline.yaml").read_text())
@@ -157,7 +157,7 @@ BREAKAGES = {
 def test_our_checks_catch_what_azure_ai_ml_lets_through(in_project, breakage):
     from azure.ai.ml import load_job
 
-    from modelfactory.azureml import checks
+    from modelfactory.ops.azureml import checks
 
     folder, pipeline = _pipeline_dict(in_project)
     assert checks.check_pipeline(pipeline) == []
@@ -172,10 +172,10 @@ def test_our_checks_catch_what_azure_ai_ml_lets_through(in_project, breakage):
 
 
 def test_a_bad_cron_is_refused_before_any_yaml_is_written(in_project):
-    from modelfactory.azureml import build
-    from modelfactory.azureml.schedule import ScheduleSpecError
+    from modelfactory.ops.azureml import build
+    from modelfactory.ops.azureml.schedule import ScheduleSpecError
     from modelfactory.params import resolve
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.pipeline import load_pipeline
 
     params = resolve("diabetes", "dev", ["azure.schedule.cron=61 3 * * 1"])
     with pytest.raises(ScheduleSpecError, match=r"'61' is not a minute \(0-59\)"):

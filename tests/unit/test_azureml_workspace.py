@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelfactory.azureml import workspace
+from modelfactory.ops.azureml import workspace
 
 PARAMS = {"workspace": {"subscription_id": "sub-params", "resource_group": "rg-params", "name": "ws-params"}}
 EMPTY = {"workspace": {"subscription_id": None, "resource_group": None, "name": None}}
@@ -108,7 +108,7 @@ def test_an_unknown_job_is_one_line_not_a_traceback(monkeypatch, capsys):
     from azure.core.exceptions import ResourceNotFoundError
 
     from conftest import ROOT
-    from modelfactory import cli
+    from modelfactory.ops import cli
 
     jobs = create_autospec(JobOperations, instance=True)
     missing = ResourceNotFoundError("(UserError) Job nope-123 was not found\nCode: UserError")

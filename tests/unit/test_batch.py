@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfactory.batch import score_file
+from modelfactory.core.batch import score_file
 from modelfactory.errors import DataValidationError, InputFileError, ModelfactoryError
 
 

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelfactory import contract, paths
-from modelfactory.batch import check_chunk
+from modelfactory.core import contract
+from modelfactory import paths
+from modelfactory.core.batch import check_chunk
 from modelfactory.errors import DataValidationError, ParamsError
 from modelfactory.params import resolve
 
-SCORE_PY = paths.Path(contract.__file__).parent / "serving" / "score.py"
+SCORE_PY = paths.Path(contract.__file__).parent / "score.py"
 SIGNATURE_TYPES = {"integer": "long", "number": "double", "string": "string", "boolean": "boolean",
                    "category": "string"}
 
@@ -246,7 +247,7 @@ def test_a_malformed_contract_is_one_line_naming_the_key(body, message):
 
 
 def test_a_malformed_contract_file_stops_the_command_with_exit_2(proj, capsys):
-    from modelfactory.cli import main
+    from modelfactory.ops.cli import main
 
     (proj / "params" / "contracts").mkdir()
     (proj / "params" / "contracts" / "diabetes.yaml").write_text("columns:\n  age: {dtype: numbr}\n")
@@ -263,7 +264,7 @@ def test_a_malformed_contract_file_stops_the_command_with_exit_2(proj, capsys):
 
 
 def test_a_strict_contract_against_the_files_header_is_refused_before_a_kernel(proj):
-    from modelfactory import sources
+    from modelfactory.core import sources
 
     frame = pd.DataFrame({"a": [1, 2], "b": [0.5, 0.6], "zip": ["x", "y"], "y": [0, 1]})
     frame.to_csv(proj / "rows.csv", index=False)
@@ -280,7 +281,7 @@ def test_a_strict_contract_against_the_files_header_is_refused_before_a_kernel(p
 
 
 def test_data_contract_writes_a_file_to_review_and_will_not_overwrite_it(proj, capsys, monkeypatch):
-    from modelfactory.cli import main
+    from modelfactory.ops.cli import main
 
     monkeypatch.chdir(proj)
     frame = pd.DataFrame({"island": ["Biscoe", "Dream", None] * 5, "mass": np.linspace(3.0, 6.0, 15),
@@ -311,7 +312,7 @@ def test_the_contract_travels_with_the_model_into_the_package(tmp_path):
     import mlflow
     from sklearn.linear_model import Ridge
 
-    from modelfactory import deploy, tracking
+    from modelfactory.ops import deploy, tracking
     from conftest import PACKAGE_SETTINGS
 
     x = pd.DataFrame({"count": [1, 2, 3, 4, 5, 6], "share": [0.1, 0.4, 0.2, 0.8, 0.5, 0.3]})

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from modelfactory import data, evaluate, explore, modeling
+from modelfactory.core import data, evaluate, explore, modeling
 from modelfactory.errors import DataValidationError, ParamsError
 from modelfactory.params import resolve
 

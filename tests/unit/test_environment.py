@@ -40,7 +40,7 @@ def test_installed_versions_match_the_lock():
 
 
 def test_cli_import_pulls_in_no_heavy_library():
-    code = ("import sys, modelfactory.cli\n"
+    code = ("import sys, modelfactory.ops.cli\n"
             "heavy = [m for m in ('mlflow', 'azure.ai.ml', 'papermill', 'sklearn', 'pandas', 'nbconvert') if m in sys.modules]\n"
             "print(heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from modelfactory import data, deploy, evaluate, gate, modeling, tracking
+from modelfactory.core import data, evaluate, gate, modeling
+from modelfactory.ops import deploy, tracking
 from modelfactory.errors import DataValidationError
 from modelfactory.params import resolve
 
@@ -318,7 +319,7 @@ def test_evaluating_rows_with_a_refused_category_is_one_line():
 
 def test_batch_checks_keep_gaps_where_the_pipeline_imputes(served, tmp_path):
     """Batch used to set aside every row with a missing value, even where the model imputes it."""
-    from modelfactory.batch import check_chunk, model_rules
+    from modelfactory.core.batch import check_chunk, model_rules
 
     model, x, folder, _ = served
     rules, casts = model_rules(tracking.load_model(folder, "pyfunc"))
@@ -338,7 +339,7 @@ def test_batch_checks_keep_gaps_where_the_pipeline_imputes(served, tmp_path):
 def test_batch_scores_a_file_with_an_integer_column(served, tmp_path):
     """Batch cast every numeric column to float, and MLflow then refused the model's ``long`` column,
     so a model with an integer feature could not score a file at all."""
-    from modelfactory.batch import score_file
+    from modelfactory.core.batch import score_file
 
     model, x, folder, _ = served
     x.head(30).to_csv(tmp_path / "in.csv", index=False)

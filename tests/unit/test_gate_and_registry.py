@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfactory import gate, registry
+from modelfactory.core import gate
+from modelfactory.ops import registry
 
 GATE = {"thresholds": {"rmse": {"max": 70.0}, "r2": {"min": 0.3}}, "beat_baseline": True, "margin": 1.0,
         "fail_on_reject": False}
@@ -72,7 +73,7 @@ def _diabetes_gate(*overrides):
     """The gate and holdout metrics of the real params, with a constant-zero regressor as the candidate."""
     from sklearn.dummy import DummyRegressor
 
-    from modelfactory import data, evaluate, modeling
+    from modelfactory.core import data, evaluate, modeling
     from modelfactory.params import resolve
 
     params = resolve("diabetes", "dev", list(overrides))

@@ -13,7 +13,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from modelfactory import registry, release
+from modelfactory.ops import registry, release
 from modelfactory.errors import ModelfactoryError, RunNotFoundError
 from modelfactory.params import resolve
 
@@ -27,7 +27,7 @@ def lifecycle(tmp_path, monkeypatch):
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
-    from modelfactory import tracking
+    from modelfactory.ops import tracking
 
     for key, name in (("MODELFACTORY_TRACKING_DIR", "mlruns"), ("MODELFACTORY_RUNS_DIR", "runs"),
                       ("MODELFACTORY_SCORED_DIR", "scored")):
@@ -53,7 +53,7 @@ def lifecycle(tmp_path, monkeypatch):
 
 
 def test_each_environment_has_its_own_registered_model_and_champion(lifecycle):
-    from modelfactory.serving.local import registered_model_dir
+    from modelfactory.ops.serving.local import registered_model_dir
 
     dev, stage = lifecycle.params["dev"], lifecycle.params["stage"]
     assert (registry.registered_name(dev), registry.registered_name(stage)) == ("diabetes-dev", "diabetes-stage")
@@ -91,7 +91,7 @@ def test_promoting_a_rejected_version_is_refused_unless_forced_and_the_force_is_
 
 
 def test_promote_command_refuses_a_rejected_version_in_one_line(lifecycle, capsys):
-    from modelfactory.cli import main
+    from modelfactory.ops.cli import main
 
     lifecycle.add("stage", passed=False)
     capsys.readouterr()  # what registering printed
@@ -107,7 +107,7 @@ def test_promote_command_refuses_a_rejected_version_in_one_line(lifecycle, capsy
 
 
 def test_endpoint_ships_the_environments_champion_from_the_registry_into_a_new_folder(lifecycle):
-    from modelfactory.azureml import deployment
+    from modelfactory.ops.azureml import deployment
 
     dev = lifecycle.params["dev"]
     with pytest.raises(RunNotFoundError, match="^diabetes-dev has no champion in env dev: run the pipeline there"):
@@ -136,8 +136,8 @@ def test_endpoint_refuses_a_rejected_champion_unless_forced_and_records_the_forc
     import mlflow
     from azure.ai.ml.operations import OnlineDeploymentOperations, OnlineEndpointOperations
 
-    from modelfactory.azureml import workspace
-    from modelfactory.cli import main
+    from modelfactory.ops.azureml import workspace
+    from modelfactory.ops.cli import main
 
     rejected = lifecycle.add("stage", passed=False)
     registry.promote_by_hand("diabetes-stage", rejected, force=True)
@@ -163,7 +163,7 @@ def test_endpoint_refuses_a_rejected_champion_unless_forced_and_records_the_forc
 
 
 def test_a_hand_run_leaves_the_registry_alone_unless_asked(lifecycle, monkeypatch):
-    from modelfactory import stage as stages
+    from modelfactory.ops import stage as stages
 
     opened = stages.open_stage("evaluate", lifecycle.params["dev"])
     assert opened.interactive and not opened.writes_registry
@@ -194,7 +194,7 @@ def _runs(root):
 
 
 def test_hand_runs_nest_under_one_parent_and_a_stage_left_open_ends_killed(lifecycle):
-    from modelfactory import stage as stages
+    from modelfactory.ops import stage as stages
 
     dev = lifecycle.params["dev"]
     stages.open_stage("train", dev)  # a cell fails: finish_stage is never reached
@@ -208,7 +208,7 @@ def test_hand_runs_nest_under_one_parent_and_a_stage_left_open_ends_killed(lifec
 
 
 def test_a_kernel_that_exits_with_a_stage_open_ends_it_killed_not_finished(lifecycle):
-    code = ("from modelfactory.params import resolve\nfrom modelfactory.stage import open_stage\n"
+    code = ("from modelfactory.params import resolve\nfrom modelfactory.ops.stage import open_stage\n"
             "open_stage('train', resolve('diabetes', 'dev'))\n")
     env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

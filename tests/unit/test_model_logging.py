@@ -9,8 +9,9 @@ import shutil
 import pytest
 import yaml
 
-from modelfactory import deploy, modeling, tracking
-from modelfactory.batch import score_file
+from modelfactory.ops import deploy, tracking
+from modelfactory.core import modeling
+from modelfactory.core.batch import score_file
 from modelfactory.errors import ModelfactoryError
 
 TREE = "sklearn.tree._tree.Tree"

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from modelfactory.pipeline import notebook_paths
+from modelfactory.ops.pipeline import notebook_paths
 
 NOTEBOOKS = notebook_paths(ROOT)
 

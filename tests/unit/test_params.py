@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from conftest import cli as run_cli
-from modelfactory import cli
+from modelfactory.ops import cli
 from modelfactory.errors import ParamsError
 from modelfactory.params import params_hash, resolve, resolve_layers
 

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import ROOT, copy_project
 from modelfactory.errors import PipelineError
-from modelfactory.pipeline import load_pipeline, select_stages
+from modelfactory.ops.pipeline import load_pipeline, select_stages
 
 
 def test_training_pipeline_wires_the_four_notebooks():
@@ -62,7 +62,7 @@ def test_unknown_pipeline_lists_what_exists(tmp_path):
 def test_a_params_file_runs_its_own_model_only(tmp_path):
     from argparse import Namespace
 
-    from modelfactory.cli import _models
+    from modelfactory.ops.cli import _models
     from modelfactory.errors import ParamsError
 
     params_file = tmp_path / "params.yaml"

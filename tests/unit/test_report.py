@@ -7,9 +7,10 @@ import pandas as pd
 import yaml
 
 from conftest import ROOT
-from modelfactory import evaluate, render, report
-from modelfactory.render import render_notebook
-from modelfactory.report import write_index
+from modelfactory.core import evaluate
+from modelfactory.ops import render, report
+from modelfactory.ops.render import render_notebook
+from modelfactory.ops.report import write_index
 
 
 def test_notebook_html_needs_no_network(tmp_path):

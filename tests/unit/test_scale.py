@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfactory import tracking
-from modelfactory.batch import score_file
+from modelfactory.ops import tracking
+from modelfactory.core.batch import score_file
 
 
 def _mixed(rows: int = 60) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def test_parquet_output_reuses_the_input_columns_and_keeps_their_values(tmp_path
 def test_load_dataset_moves_the_target_last_and_keeps_every_value(tmp_path):
     """The target is moved on its own (selecting every column in a new order copied the whole table),
     from an Arrow table converted column by column."""
-    from modelfactory import data
+    from modelfactory.core import data
 
     frame = _mixed()
     frame.insert(0, "species", np.where(frame["mass"] > 40, "big", "small"))
@@ -104,7 +104,7 @@ def test_load_dataset_moves_the_target_last_and_keeps_every_value(tmp_path):
     [0.5, -0.0, 0.0, 2.5, 0.5, 7.0], [3, 1, 3, 3, 2], [4.0, 4.0], [1.5, 9.0, 1.5], [True, False, True],
     ["b", "a", "b"]])
 def test_distinct_values_by_sorting_give_what_unique_gives(values):
-    from modelfactory.data import _distinct, target_fit
+    from modelfactory.core.data import _distinct, target_fit
 
     present = pd.Series(values)
     assert sorted(_distinct(present).tolist()) == sorted(present.unique().tolist())
@@ -116,7 +116,7 @@ def _target_fit_by_unique(values, task):
     """target_fit as it was, counting with Series.unique."""
     from unittest import mock
 
-    from modelfactory import data
+    from modelfactory.core import data
 
     with mock.patch.object(data, "_distinct", lambda present: present.unique()):
         return data.target_fit(values, task)

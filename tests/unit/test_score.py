@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory import deploy
+from modelfactory.ops import deploy
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_scored_rows_are_kept_once_each_with_their_request_id(package, scorer):
 SCORE_WITH_COLLECTOR = """
 import json, sys
 from pathlib import Path
-from modelfactory import deploy
+from modelfactory.ops import deploy
 scorer = deploy.load_scoring_script(Path(sys.argv[1]))
 print("STORE", type(scorer.scored).__name__, flush=True)
 body = json.dumps(deploy.build_request(__import__("pandas").read_json(sys.argv[2])))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from modelfactory import cli
+from modelfactory.ops import cli
 from modelfactory.errors import SecretInParamsError
 from modelfactory.params import dump, list_envs, list_models, resolve
 from modelfactory.secrets import check_params, find_secrets

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import cli, copy_project
-from modelfactory import data, data_registry, sources
+from modelfactory.core import data, sources
+from modelfactory.ops import data_registry
 from modelfactory.errors import DataValidationError, ParamsError
 
 
@@ -287,9 +288,9 @@ def test_a_registered_dataset_name_is_checked_with_the_params(project):
 
 
 def test_a_run_that_reuses_explore_records_the_data_of_the_run_it_reuses(project, tmp_path):
-    from modelfactory import runner
+    from modelfactory.ops import runner
     from modelfactory.params import resolve
-    from modelfactory.pipeline import load_pipeline
+    from modelfactory.ops.pipeline import load_pipeline
 
     pipeline = load_pipeline("training")
     earlier = tmp_path / "earlier"

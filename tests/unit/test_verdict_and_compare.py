@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from conftest import clean_env
-from modelfactory import cli, verdict
-from modelfactory import manifest as manifests
-from modelfactory.compare import compare_runs, params_diff
+from modelfactory.ops import cli, verdict
+from modelfactory.ops import manifest as manifests
+from modelfactory.ops.compare import compare_runs, params_diff
 
 REJECTED = {"passed": False, "version": "5", "champion_version": "1",
             "reason": "rmse 53.82 is worse than champion v1's 53.78"}
@@ -134,7 +134,7 @@ def test_params_diff_flattens_nested_sections():
 
 def test_runs_and_compare_import_no_heavy_library(two_runs):
     project = two_runs[0]
-    code = ("import sys; from modelfactory import cli; cli.main(['runs']); cli.main(['compare', 'latest', '2026113011']);"
+    code = ("import sys; from modelfactory.ops import cli; cli.main(['runs']); cli.main(['compare', 'latest', '2026113011']);"
             "print([m for m in ('mlflow', 'sklearn', 'pandas', 'numpy', 'nbconvert', 'matplotlib') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True, text=True,
                           timeout=120)
