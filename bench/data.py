@@ -11,7 +11,8 @@ target) is generated once in a temporary project and reused for every measuremen
 Side by side, in one run, it prints three ratios (never asserts on time):
 
 - read-and-validate throughput: explore's path (``data.load_dataset``, which locates, hashes and
-  reads the source, and ``data.check_data``, as the explore notebook calls them) against a plain
+  reads the source, ``data.check_data`` and the pandera data contract, as the explore notebook calls
+  them) against a plain
   ``pyarrow.parquet.read_table(...).to_pandas()`` of the same file, each in a fresh process,
   alternating rounds, medians (target >= 0.5x); the runner's own check before a kernel starts
   (``sources.check_source``, in the runner's process) is timed apart and shown beside it;
@@ -74,7 +75,7 @@ CHILD = r'''
 import json, os, sys, time
 side, path = sys.argv[1], sys.argv[2]
 import pandas as pd, pyarrow, pyarrow.csv, pyarrow.parquet
-from modelfactory.core import data, sources
+from modelfactory.core import contract, data, sources
 from modelfactory.params import resolve
 
 def peak_mib():
@@ -97,7 +98,8 @@ if side == "plain":
     del table
 else:
     frame = data.load_dataset(params["data"])                   # the explore notebook's read ...
-    data.require_checks_passed(data.check_data(frame, params["data"], params["model"]["task"]))  # ... and checks
+    data.require_checks_passed(data.check_data(frame, params["data"], params["model"]["task"]))  # ... its checks
+    contract.require_valid(contract.check_raw_data(frame, params["data"])[1], "bench")  # ... and the data contract
 seconds = time.perf_counter() - start
 peak = peak_mib()
 print(json.dumps({"seconds": seconds, "runner_check": runner, "peak_mib": peak, "start_mib": before,

@@ -470,8 +470,10 @@ def test_a_worse_than_baseline_first_model_in_a_new_environment_never_ships(full
     assert (m["env"], m["gate"]["passed"], m["gate"]["champion_version"]) == ("stage", False, None)
     assert re.fullmatch(r"rmse [\d.]+ is worse than the baseline's [\d.]+", m["gate"]["reason"])
     assert m["promotion"]["promoted"] is False
-    assert cli(project, "champion", "--model", "diabetes", "--env", "stage").stdout == \
-        "diabetes-stage: champion none, previous none\n"
+    shown = cli(project, "champion", "--model", "diabetes", "--env", "stage").stdout.splitlines()
+    assert shown[0] == "diabetes-stage: champion none, previous none"
+    assert re.fullmatch(r"  newest version 1: rejected by the gate: rmse [\d.]+ is worse than the baseline's [\d.]+",
+                        shown[1])
     assert cli(project, "champion", "--model", "diabetes", "--env", "dev").stdout.startswith("diabetes-dev: champion 1,")
 
     served = cli(project, "serve", "--model", "diabetes", "--env", "stage", timeout=120)
