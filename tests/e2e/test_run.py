@@ -234,13 +234,13 @@ def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
 def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
     import concurrent.futures
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "diabetes")
     package = project / "runs" / m["run_id"] / "deploy" / "package"
     settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
-    with deploy.start_local_endpoint(package, settings) as endpoint:
+    with packaging.start_local_endpoint(package, settings) as endpoint:
         assert _listening_addresses(endpoint.port) == {"127.0.0.1"}
         sample = json.loads((package / "sample-request.json").read_text())
         status, answer = endpoint.score(sample)
@@ -377,14 +377,14 @@ def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):
 
     import pandas as pd
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
     package = project / "runs" / m["run_id"] / "deploy" / "package"
     sample = json.loads((package / "sample-request.json").read_text())
     settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
-    endpoint = deploy.start_local_endpoint(package, settings)
+    endpoint = packaging.start_local_endpoint(package, settings)
     answered = []
 
     def send(rid):

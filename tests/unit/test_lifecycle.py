@@ -172,11 +172,11 @@ def test_a_hand_run_leaves_the_registry_alone_unless_asked(lifecycle, monkeypatc
     verdict = {"passed": True, "reason": "r", "champion_version": None, "version": None}
     promotion = registry.promote_candidate("diabetes-dev", verdict, opened.writes_registry)
     assert not promotion["promoted"] and promotion["reason"].startswith("not promoted: run by hand")
-    stages.finish_stage(opened)
+    stages.finish_stage(opened, "judged by hand")
     monkeypatch.setenv("MODELFACTORY_REGISTRY_BY_HAND", "true")
     asked = stages.open_stage("evaluate", resolve("diabetes", "dev"))
     assert asked.writes_registry
-    stages.finish_stage(asked)
+    stages.finish_stage(asked, "judged by hand")
 
 
 def _errors(stderr: str) -> list[str]:
@@ -198,7 +198,7 @@ def test_hand_runs_nest_under_one_parent_and_a_stage_left_open_ends_killed(lifec
 
     dev = lifecycle.params["dev"]
     stages.open_stage("train", dev)  # a cell fails: finish_stage is never reached
-    stages.finish_stage(stages.open_stage("evaluate", dev))
+    stages.finish_stage(stages.open_stage("evaluate", dev), "judged by hand")
     runs = {r.info.run_name: r for r in _runs(lifecycle.root)}
     assert set(runs) == {"train", "evaluate", "diabetes-dev-by-hand"}
     parent = runs["diabetes-dev-by-hand"]
