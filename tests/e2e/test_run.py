@@ -222,13 +222,37 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
-    project, _ = full_run
+    project, done = full_run
     m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
     notebook = (project / "runs" / m["run_id"] / "deploy.ipynb").read_text()
-    assert "p50 latency ms" in notebook
+    assert "local endpoint: healthy" in notebook
+    assert "deploy: v1 promoted; the endpoint answered 20 rows within 1e-09" in notebook
+    metrics = json.loads((project / "runs" / m["run_id"] / "deploy" / "metrics.json").read_text())
+    assert metrics["endpoint_p50_latency_ms"] > 0, "the latencies go to MLflow and metrics.json, not the notebook"
     log = next((project / "runs" / m["run_id"] / "deploy").glob("endpoint-*.log")).read_text()
     assert "Users's init has completed successfully" in log and "POST /score 200" in log
     assert "Traceback" not in log, "the package is laid out as Azure ML mounts models: model/<name>/<version>/"
+
+
+def test_the_deploy_stage_says_what_the_endpoint_start_waits_for(full_run):
+    """The endpoint's start took 15-45 s without a word; the runner's terminal now shows each phase
+    with the seconds so far (one line per phase off a terminal, as here), then how it ended."""
+    _, done = full_run
+    progress = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("local endpoint: ")]
+    starts, phases = [], []
+    for line in progress:
+        if line.startswith("local endpoint: healthy"):
+            assert re.fullmatch(r"local endpoint: healthy after \d+\.\d s", line), line
+            starts.append(phases)
+            phases = []
+        else:
+            phases.append(re.sub(r" \(\d+ s\)$", "", line))
+    assert len(starts) == 3 and phases == [], progress  # one start per model, each ending healthy
+    for phases in starts:
+        # /health answers as soon as init() is done, so a poll may never find the server between the two
+        assert phases in (["local endpoint: starting the server", "local endpoint: loading the model"],
+                          ["local endpoint: starting the server", "local endpoint: loading the model",
+                           "local endpoint: waiting for /health"]), progress
 
 
 def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
