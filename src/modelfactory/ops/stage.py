@@ -175,14 +175,15 @@ def _absolute(run_dir: str | Path) -> Path:
 
 def finish_stage(stage: Stage, verdict: str) -> None:
     """End the stage's MLflow run and print its verdict, the notebook's last line (e.g.
-    "explore: 344 rows, 8 columns, 7 checks and the data contract passed").
+    "explore: 344 rows, 8 columns, 7 checks passed, data contract passed").
 
     The verdict is also the stage run's ``verdict`` tag in MLflow. It holds no timings, ports or ids,
     so a notebook's saved output changes only when the stage's outcome does.
     """
     import mlflow
 
-    mlflow.set_tag("verdict", verdict[:5000])
+    if mlflow.active_run() is not None:  # not when the cell is run twice by hand: set_tag would start a run
+        mlflow.set_tag("verdict", verdict[:5000])
     mlflow.end_run()
     if stage.interactive:
         tracking.finish_interactive_parent(stage.run_dir)

@@ -77,21 +77,22 @@ def serve_registered(params: Mapping, version: str | None, alias: str, host: str
     settings = {**params["deploy"]["endpoint"], **({"host": host} if host else {}),
                 **({"port": port} if port is not None else {})}
     say(f"starting the Azure ML inference server for {name} version {chosen} ...")
-    endpoint = packaging.start_local_endpoint(folder / "package", settings)
-    say(f"serving {name} version {chosen} at {endpoint.url}\n"
-        f"  health:  GET  {endpoint.url}/\n  score:   POST {endpoint.url}/score   "
-        f"(example body: {paths.relative_to_root(folder / 'package' / 'sample-request.json')})\n"
-        f"  openapi: GET  {endpoint.url}/swagger.json?version=3\n  log:     {paths.relative_to_root(endpoint.log)}\n"
-        "Ctrl-C stops it; so does SIGTERM, and the server never outlives this command.")
-    try:
-        while endpoint.process.poll() is None:
-            time.sleep(0.5)
-        raise ModelfactoryError(f"the inference server stopped by itself (exit {endpoint.process.returncode}); "
-                                f"see {paths.relative_to_root(endpoint.log)}")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-        endpoint.stop()
-        say("stopped")
-        return 0
+    with packaging.start_local_endpoint(folder / "package", settings) as endpoint:  # stopped however this ends
+        say(f"serving {name} version {chosen} at {endpoint.url}\n"
+            f"  health:  GET  {endpoint.url}/\n  score:   POST {endpoint.url}/score   "
+            f"(example body: {paths.relative_to_root(folder / 'package' / 'sample-request.json')})\n"
+            f"  openapi: GET  {endpoint.url}/swagger.json?version=3\n"
+            f"  log:     {paths.relative_to_root(endpoint.log)}\n"
+            "Ctrl-C stops it; so does SIGTERM, and the server never outlives this command.")
+        try:
+            while endpoint.process.poll() is None:
+                time.sleep(0.5)
+            raise ModelfactoryError(f"the inference server stopped by itself (exit {endpoint.process.returncode}); "
+                                    f"see {paths.relative_to_root(endpoint.log)}")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+            endpoint.stop()
+            say("stopped")
+            return 0
 
 
 def _example_rows(model_dir: Path):
