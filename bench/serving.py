@@ -41,7 +41,7 @@ TIME_LIMIT_S = 120  # per load phase: the generator stops at the count or at thi
 
 def params_endpoint() -> dict:
     """The project's deploy.endpoint params (threads, client timeout): every package here, the bare
-    one included, is written by deploy.package_model with them, so all three servers run the same
+    one included, is written by packaging.package_model with them, so all three servers run the same
     gunicorn.conf.py (one gthread worker with the same threads and timeouts) and the comparison is
     of the scoring scripts alone."""
     from modelfactory.params import resolve
@@ -56,7 +56,7 @@ def build_packages(base: Path):
     from sklearn.linear_model import Ridge
 
     from modelfactory.core import contract
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     frame = load_diabetes(as_frame=True).frame
     x = frame.drop(columns="target")
@@ -67,11 +67,11 @@ def build_packages(base: Path):
     settings = {"max_rows": 1000, "base_image": "python:3.11-slim",
                 "endpoint": params_endpoint(),
                 "scored_data": {"enabled": True, "flush_rows": 5000, "flush_seconds": 1.0}}
-    deploy.package_model(base / "model", base / "ours", x, settings, "bench", "1")
-    deploy.package_model(base / "model", base / "bare", x, settings, "bench", "1")
+    packaging.package_model(base / "model", base / "ours", x, settings, "bench", "1")
+    packaging.package_model(base / "model", base / "bare", x, settings, "bench", "1")
     (base / "bare" / "score.py").write_text(BARE_SCORE)
     quiet = {**settings, "scored_data": {**settings["scored_data"], "enabled": False}}
-    deploy.package_model(base / "model", base / "nolog", x, quiet, "bench", "1")
+    packaging.package_model(base / "model", base / "nolog", x, quiet, "bench", "1")
     return x, model
 
 
@@ -109,11 +109,11 @@ def load(port: int, body: bytes, count: int, concurrency: int) -> tuple[float, l
 
 def serving(base: Path, x, requests: int, rounds: int) -> None:
     """All three servers up at once (idle ones cost nothing); rounds alternate them; medians compared."""
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
     from modelfactory.ops.serving.endpoint import start_endpoint
 
-    bodies = {"1 row": json.dumps(deploy.build_request(x.head(1))).encode(),
-              "1000 rows": json.dumps(deploy.build_request(x.sample(1000, replace=True, random_state=0))).encode()}
+    bodies = {"1 row": json.dumps(packaging.build_request(x.head(1))).encode(),
+              "1000 rows": json.dumps(packaging.build_request(x.sample(1000, replace=True, random_state=0))).encode()}
     names = ("bare", "ours", "nolog")
     os.environ["MODELFACTORY_SCORED_DIR"] = str(base / "scored")
     endpoints = {name: start_endpoint(base / name) for name in names}

@@ -78,9 +78,10 @@ def package_answers(run_folder: Path, model: str, package_dir: Path, rows: int =
     import pandas as pd
 
     from modelfactory.ops import deploy, tracking
+    from modelfactory.ops.serving import packaging
 
     holdout = pd.read_parquet(run_folder / "train" / "holdout.parquet").drop(columns="target").head(rows)
-    deploy.package_model(run_folder / "train" / "model", package_dir, holdout, PACKAGE_SETTINGS, model, "1")
+    packaging.package_model(run_folder / "train" / "model", package_dir, holdout, PACKAGE_SETTINGS, model, "1")
     scorer = deploy.load_scoring_script(package_dir)
-    answers = deploy.score_request(scorer, deploy.build_request(holdout))
+    answers = deploy.score_request(scorer, packaging.build_request(holdout))
     return answers, tracking.load_model(run_folder / "train" / "model").predict(holdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory.ops import deploy
+from modelfactory.ops.serving import packaging
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def package(tmp_path_factory):
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
                 "endpoint": {**SETTINGS, "threads": 4, "client_timeout_seconds": 3},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
-    deploy.package_model(base / "model", base / "package", x, settings, "demo", "1")
+    packaging.package_model(base / "model", base / "package", x, settings, "demo", "1")
     return base / "package"
 
 
@@ -61,7 +61,7 @@ def test_idle_and_half_sent_connections_do_not_block_score(package):
     half_headers = b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     half_body = (b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
-    with deploy.start_local_endpoint(package, SETTINGS) as endpoint:
+    with packaging.start_local_endpoint(package, SETTINGS) as endpoint:
         # More stalled clients than the worker has threads: the read timeout has to free them.
         stalled = [_stalled(endpoint.port, payload) for payload in [b"", half_headers, half_body] * 2]
         try:

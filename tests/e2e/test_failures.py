@@ -152,7 +152,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):
     assert re.search(r"train interrupted after \d+\.\d s", out)
 
 
-HOLD_ENDPOINT = ('held = deploy.start_local_endpoint(package_dir, params["deploy"]["endpoint"])\n'
+HOLD_ENDPOINT = ('held = packaging.start_local_endpoint(package_dir, params["deploy"]["endpoint"])\n'
                  'print("held", held.port, flush=True)\n'
                  'import time\ntime.sleep(600)')
 
@@ -162,7 +162,7 @@ def _hold_endpoint_in_deploy(project: Path) -> None:
     leave the endpoint behind."""
     path = project / "notebooks" / "deploy.ipynb"
     nb = nbformat.read(path, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if "deploy.start_local_endpoint" in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if "packaging.start_local_endpoint" in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(HOLD_ENDPOINT))
     nbformat.write(nb, path)
 

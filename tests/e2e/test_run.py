@@ -222,25 +222,49 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_deploy_stage_smoke_tested_the_real_inference_server(full_run):
-    project, _ = full_run
+    project, done = full_run
     m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
     notebook = (project / "runs" / m["run_id"] / "deploy.ipynb").read_text()
-    assert "p50 latency ms" in notebook
+    assert "local endpoint: healthy" in notebook
+    assert "deploy: v1 promoted; the endpoint answered 20 rows within 1e-09" in notebook
+    metrics = json.loads((project / "runs" / m["run_id"] / "deploy" / "metrics.json").read_text())
+    assert metrics["endpoint_p50_latency_ms"] > 0, "the latencies go to MLflow and metrics.json, not the notebook"
     log = next((project / "runs" / m["run_id"] / "deploy").glob("endpoint-*.log")).read_text()
     assert "Users's init has completed successfully" in log and "POST /score 200" in log
     assert "Traceback" not in log, "the package is laid out as Azure ML mounts models: model/<name>/<version>/"
 
 
+def test_the_deploy_stage_says_what_the_endpoint_start_waits_for(full_run):
+    """The endpoint's start took 15-45 s without a word; the runner's terminal now shows each phase
+    with the seconds so far (one line per phase off a terminal, as here), then how it ended."""
+    _, done = full_run
+    progress = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("local endpoint: ")]
+    starts, phases = [], []
+    for line in progress:
+        if line.startswith("local endpoint: healthy"):
+            assert re.fullmatch(r"local endpoint: healthy after \d+\.\d s", line), line
+            starts.append(phases)
+            phases = []
+        else:
+            phases.append(re.sub(r" \(\d+ s\)$", "", line))
+    assert len(starts) == 3 and phases == [], progress  # one start per model, each ending healthy
+    for phases in starts:
+        # /health answers as soon as init() is done, so a poll may never find the server between the two
+        assert phases in (["local endpoint: starting the server", "local endpoint: loading the model"],
+                          ["local endpoint: starting the server", "local endpoint: loading the model",
+                           "local endpoint: waiting for /health"]), progress
+
+
 def test_local_endpoint_binds_loopback_and_answers_400_for_bad_requests(full_run):
     import concurrent.futures
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "diabetes")
     package = project / "runs" / m["run_id"] / "deploy" / "package"
     settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
-    with deploy.start_local_endpoint(package, settings) as endpoint:
+    with packaging.start_local_endpoint(package, settings) as endpoint:
         assert _listening_addresses(endpoint.port) == {"127.0.0.1"}
         sample = json.loads((package / "sample-request.json").read_text())
         status, answer = endpoint.score(sample)
@@ -377,14 +401,14 @@ def test_killed_server_leaves_readable_scored_data_without_duplicates(full_run):
 
     import pandas as pd
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     project, _ = full_run
     m = next(m for m in runs_of(project) if m["model"] == "breast_cancer")
     package = project / "runs" / m["run_id"] / "deploy" / "package"
     sample = json.loads((package / "sample-request.json").read_text())
     settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
-    endpoint = deploy.start_local_endpoint(package, settings)
+    endpoint = packaging.start_local_endpoint(package, settings)
     answered = []
 
     def send(rid):

@@ -21,7 +21,7 @@ def _train_by_hand(params) -> None:
     stage.save_table(holdout, "holdout.parquet")
     model = modeling.fit_model(modeling.build_estimator(params["train"], seed=params["seed"]), train, "target")
     stage.log_model(model, modeling.features(train, "target"))
-    finish_stage(stage)
+    finish_stage(stage, "trained by hand")
 
 
 def test_evaluate_and_deploy_by_hand_change_nothing_in_the_registry(tmp_path, monkeypatch):

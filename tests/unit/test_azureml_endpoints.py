@@ -18,7 +18,7 @@ def package(tmp_path_factory):
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     frame = load_diabetes(as_frame=True).frame
     x = frame.drop(columns="target")
@@ -29,7 +29,7 @@ def package(tmp_path_factory):
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
                 "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
-    deploy.package_model(base / "model", base / "package", x, settings, "diabetes", "3")
+    packaging.package_model(base / "model", base / "package", x, settings, "diabetes", "3")
     return base / "package"
 
 

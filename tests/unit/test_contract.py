@@ -313,6 +313,7 @@ def test_the_contract_travels_with_the_model_into_the_package(tmp_path):
     from sklearn.linear_model import Ridge
 
     from modelfactory.ops import deploy, tracking
+    from modelfactory.ops.serving import packaging
     from conftest import PACKAGE_SETTINGS
 
     x = pd.DataFrame({"count": [1, 2, 3, 4, 5, 6], "share": [0.1, 0.4, 0.2, 0.8, 0.5, 0.3]})
@@ -328,7 +329,7 @@ def test_the_contract_travels_with_the_model_into_the_package(tmp_path):
     finally:
         mlflow.set_tracking_uri(None)
     assert contract.model_contract(tmp_path / "model") == declared
-    deploy.package_model(tmp_path / "model", tmp_path / "package", x, PACKAGE_SETTINGS, "c", "1")
+    packaging.package_model(tmp_path / "model", tmp_path / "package", x, PACKAGE_SETTINGS, "c", "1")
     assert json.loads((tmp_path / "package" / "contract.json").read_text()) == contract.to_json(declared)
     assert "pandera" not in (tmp_path / "package" / "requirements.txt").read_text()
     scorer = deploy.load_scoring_script(tmp_path / "package")

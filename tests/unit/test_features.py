@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 from modelfactory.core import data, evaluate, gate, modeling
 from modelfactory.ops import deploy, tracking
+from modelfactory.ops.serving import packaging
 from modelfactory.errors import DataValidationError
 from modelfactory.params import resolve
 
@@ -126,7 +127,7 @@ def _serve(tmp_path_factory, preprocess=None):
     settings = {"max_rows": 50, "base_image": "python:3.11-slim",
                 "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
-    deploy.package_model(folder, root / "package", x, settings, "mixed", "1")
+    packaging.package_model(folder, root / "package", x, settings, "mixed", "1")
     scorer = deploy.load_scoring_script(root / "package")
     mlflow.set_tracking_uri(None)
     return model, x, folder, scorer

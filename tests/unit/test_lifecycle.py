@@ -172,11 +172,11 @@ def test_a_hand_run_leaves_the_registry_alone_unless_asked(lifecycle, monkeypatc
     verdict = {"passed": True, "reason": "r", "champion_version": None, "version": None}
     promotion = registry.promote_candidate("diabetes-dev", verdict, opened.writes_registry)
     assert not promotion["promoted"] and promotion["reason"].startswith("not promoted: run by hand")
-    stages.finish_stage(opened)
+    stages.finish_stage(opened, "judged by hand")
     monkeypatch.setenv("MODELFACTORY_REGISTRY_BY_HAND", "true")
     asked = stages.open_stage("evaluate", resolve("diabetes", "dev"))
     assert asked.writes_registry
-    stages.finish_stage(asked)
+    stages.finish_stage(asked, "judged by hand")
 
 
 def _errors(stderr: str) -> list[str]:
@@ -198,7 +198,7 @@ def test_hand_runs_nest_under_one_parent_and_a_stage_left_open_ends_killed(lifec
 
     dev = lifecycle.params["dev"]
     stages.open_stage("train", dev)  # a cell fails: finish_stage is never reached
-    stages.finish_stage(stages.open_stage("evaluate", dev))
+    stages.finish_stage(stages.open_stage("evaluate", dev), "judged by hand")
     runs = {r.info.run_name: r for r in _runs(lifecycle.root)}
     assert set(runs) == {"train", "evaluate", "diabetes-dev-by-hand"}
     parent = runs["diabetes-dev-by-hand"]
@@ -215,3 +215,48 @@ def test_a_kernel_that_exits_with_a_stage_open_ends_it_killed_not_finished(lifec
     assert done.returncode == 0, done.stderr
     statuses = {r.info.run_name: r.info.status for r in _runs(lifecycle.root)}
     assert statuses == {"train": "KILLED", "diabetes-dev-by-hand": "FINISHED"}
+
+
+def test_the_gate_decision_is_settled_in_one_call_and_a_rejection_still_leaves_its_record(lifecycle, tmp_path, capsys):
+    """evaluate's decision cell: decide, register, record, enforce. A rejection with fail_on_reject
+    stops the stage, after the version and gate.json are written (nothing the gate saw is lost)."""
+    import mlflow
+    from sklearn.datasets import load_diabetes
+
+    from modelfactory.core import evaluate, gate, modeling
+    from modelfactory.ops import stage as stages
+    from modelfactory.ops import tracking
+
+    frame = load_diabetes(as_frame=True).frame
+    for passed, run in ((True, "good"), (False, "bad")):
+        params = resolve("diabetes", "dev", overrides=[f"evaluate.gate.fail_on_reject={str(not passed).lower()}",
+                                                        "evaluate.gate.beat_baseline=true"])
+        opened = stages.open_stage("evaluate", params, tmp_path / run)
+        estimator = modeling.build_estimator(params["train"] if passed else params["evaluate"]["baseline"], seed=0)
+        fitted = modeling.fit_model(estimator, frame, "target")
+        uri = tracking.log_model(fitted, frame.drop(columns="target").head(), params["tracking"]["model_requirements"])
+        (tmp_path / run / "train").mkdir()
+        (tmp_path / run / "train" / "model.json").write_text(json.dumps({"model_uri": uri}))
+        baseline = modeling.fit_model(modeling.build_estimator(params["evaluate"]["baseline"], seed=0), frame, "target")
+        comparison = evaluate.compare_models(evaluate.models_to_compare(fitted, baseline), frame, "target",
+                                             "regression", params["evaluate"]["metrics"])
+        checks = gate.judge_candidate(comparison, params["evaluate"]["gate"], params["evaluate"]["primary_metric"])
+        if passed:
+            decision = registry.record_gate_decision(opened, checks, None)
+            assert (decision["passed"], decision["version"]) == (True, "1") and "checks" not in decision
+            stages.finish_stage(opened, gate.verdict(decision))
+            assert capsys.readouterr().out.endswith(
+                "evaluate: candidate v1 passed: no champion yet; beats the baseline and meets all thresholds\n")
+            assert mlflow.get_run(opened_run_id(tmp_path / run)).data.tags["verdict"].startswith("candidate v1 passed")
+        else:
+            with pytest.raises(ModelfactoryError, match="candidate rejected by the champion gate: rmse"):
+                registry.record_gate_decision(opened, checks, "1")
+            mlflow.end_run()
+            written = json.loads((tmp_path / run / "evaluate" / "gate.json").read_text())
+            assert (written["passed"], written["version"]) == (False, "2")
+            assert mlflow.MlflowClient().get_model_version("diabetes-dev", "2").tags["gate"] == "rejected"
+
+
+def opened_run_id(run_dir) -> str:
+    """The evaluate stage's MLflow run id, as tracking.json records it."""
+    return json.loads((run_dir / "evaluate" / "tracking.json").read_text())["run_id"]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelfactory.ops import deploy, tracking
+from modelfactory.ops.serving import packaging
 from modelfactory.core import modeling
 from modelfactory.core.batch import score_file
 from modelfactory.errors import ModelfactoryError
@@ -78,9 +79,9 @@ def test_a_tree_package_answers_through_score_py(logged, tmp_path):
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
                 "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
-    deploy.package_model(item["folder"], tmp_path / "package", item["x"], settings, "hgb", "1")
+    packaging.package_model(item["folder"], tmp_path / "package", item["x"], settings, "hgb", "1")
     scorer = deploy.load_scoring_script(tmp_path / "package")
-    answers = deploy.score_request(scorer, deploy.build_request(item["x"].head(3)))
+    answers = deploy.score_request(scorer, packaging.build_request(item["x"].head(3)))
     assert answers == pytest.approx(item["model"].predict(item["x"].head(3)))
 
 
@@ -110,7 +111,7 @@ def test_a_model_file_with_an_unrecorded_type_is_refused_everywhere(swapped, tmp
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
                 "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": False, "flush_rows": 4, "flush_seconds": 0.2}}
-    deploy.package_model(folder, tmp_path / "package", x, settings, "swapped", "1")
+    packaging.package_model(folder, tmp_path / "package", x, settings, "swapped", "1")
     with pytest.raises(RuntimeError, match=r"refused to load the model in .*Untrusted types found in the file: "
                                            r"\['sklearn.tree._tree.Tree'\]"):
         deploy.load_scoring_script(tmp_path / "package")

@@ -59,3 +59,38 @@ def test_saved_outputs_carry_no_machine_paths_or_run_metadata(path):
 
 def test_every_notebook_belongs_to_a_pipeline_so_it_is_checked():
     assert sorted(ROOT.glob("notebooks/*.ipynb")) == sorted(NOTEBOOKS)
+
+
+# What differs between two executions of the same notebook, and so must not be in a saved output:
+# `make notebooks` then changes a committed notebook only where a result changed.
+VOLATILE = {"a memory address": r"at 0x[0-9a-fA-F]+", "an MLflow model id": r"\bm-[0-9a-f]{32}\b",
+            "a latency": r"(?i)latency", "an endpoint's port": r"endpoint-\d+\.log",
+            "a log line's time": r"\d{4}[-/]\d{2}[-/]\d{2} \d{2}:\d{2}:\d{2}", "elapsed seconds": r"\(\d+ s\)"}
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*/*.ipynb"))
+
+
+def _output_texts(nb) -> list[str]:
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            texts.extend(v for k, v in output.get("data", {}).items() if k.startswith("text/"))
+    return texts
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_saved_outputs_hold_nothing_that_changes_on_every_execution(path):
+    text = "\n".join(_output_texts(nbformat.read(path, as_version=4)))
+    for what, pattern in VOLATILE.items():
+        found = re.search(pattern, text)
+        assert found is None, f"{what} in a saved output: {found.group(0)!r} (refreshing changes it every time)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_notebook_ends_with_its_verdict_line(path):
+    nb = nbformat.read(path, as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert last.source.startswith("finish_stage(stage, "), last.source
+    (output,) = last.outputs
+    assert output.output_type == "stream" and output.text.startswith(f"{path.stem}: ")
+    assert output.text.count("\n") == 1 and output.text.endswith("\n"), "one line"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelfactory.ops import deploy
+from modelfactory.ops.serving import packaging
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def _package(tmp_path_factory):
     settings = {"max_rows": 5, "base_image": "python:3.11-slim",
                 "endpoint": {"threads": 8, "client_timeout_seconds": 30},
                 "scored_data": {"enabled": True, "flush_rows": 4, "flush_seconds": 0.2}}
-    files = deploy.package_model(base / "model", base / "package", x, settings, "demo", "7")
+    files = packaging.package_model(base / "model", base / "package", x, settings, "demo", "7")
     yield base / "package", x, model, files
 
 
@@ -53,7 +54,7 @@ def test_package_holds_everything_a_deployment_needs(package):
     assert set(files["file"]) >= {"score.py", "serving.json", "sample-request.json", "requirements.txt",
                                   "Dockerfile", "gunicorn.conf.py", "model/demo/7/MLmodel"}
     requirements = (folder / "requirements.txt").read_text().splitlines()
-    for name in deploy.SERVING_REQUIREMENTS:
+    for name in packaging.SERVING_REQUIREMENTS:
         assert any(line.startswith(f"{name}==") for line in requirements), name
     settings = json.loads((folder / "serving.json").read_text())
     assert settings["max_rows"] == 5 and settings["model"] == "demo" and settings["model_version"] == "7"
@@ -132,7 +133,8 @@ from pathlib import Path
 from modelfactory.ops import deploy
 scorer = deploy.load_scoring_script(Path(sys.argv[1]))
 print("STORE", type(scorer.scored).__name__, flush=True)
-body = json.dumps(deploy.build_request(__import__("pandas").read_json(sys.argv[2])))
+from modelfactory.ops.serving.packaging import build_request
+body = json.dumps(build_request(__import__("pandas").read_json(sys.argv[2])))
 answer = scorer.run(body, request_headers={"x-request-id": "azure-req-1"})
 print("ANSWER", json.dumps(answer), flush=True)
 # exiting runs scorer.scored.close(), which waits for the collector to send what it queued

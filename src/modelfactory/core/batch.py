@@ -333,3 +333,9 @@ def plot_predictions(output_path: Path, task: str):
     fig.tight_layout()
     plt.close(fig)  # the notebook shows the returned figure once
     return fig
+
+
+def verdict(kept: Mapping) -> str:
+    """The scoring stage in one line: "442 of 442 rows scored with diabetes v1, 0 set aside"."""
+    return (f"{kept['scored']} of {kept['rows']} rows scored with {kept['model']} v{kept['version']}, "
+            f"{kept['rejected']} set aside")

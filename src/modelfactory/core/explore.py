@@ -68,3 +68,11 @@ def plot_correlations(frame: pd.DataFrame, target: str, top: int = 12):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def verdict(frame: pd.DataFrame, checks: pd.DataFrame, failures: pd.DataFrame) -> str:
+    """The stage in one line: "442 rows, 11 columns, 7 checks passed, data contract passed"."""
+    failed = int((~checks["passed"].astype(bool)).sum())
+    checked = f"{len(checks)} checks passed" if not failed else f"{failed} of {len(checks)} checks failed"
+    held = "data contract passed" if failures.empty else f"data contract broken ({len(failures)} failed checks)"
+    return f"{len(frame)} rows, {len(frame.columns)} columns, {checked}, {held}"

@@ -154,3 +154,11 @@ def enforce(decision: Mapping, fail_on_reject: bool) -> str:
     if not decision["passed"] and fail_on_reject:
         raise ModelfactoryError(f"candidate rejected by the champion gate: {decision['reason']}")
     return "passed" if decision["passed"] else "rejected"
+
+
+def verdict(decision: Mapping) -> str:
+    """The gate's decision in one line: "candidate v2 rejected: rmse 53.82 is worse than champion
+    v1's 53.78", or "candidate (not registered) passed: ..." for a notebook run by hand."""
+    version = decision.get("version")
+    name = f"candidate v{version}" if version is not None else "candidate (not registered)"
+    return f"{name} {'passed' if decision['passed'] else 'rejected'}: {decision['reason']}"

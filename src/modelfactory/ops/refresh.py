@@ -4,6 +4,9 @@ Nothing is injected, so params resolve from params/ exactly as in Jupyter. The r
 store and the scored rows go to a throw-away folder, so saved outputs never depend on what a laptop
 had lying around; in that store the notebooks may register and promote (tracking.registry_by_hand).
 papermill's timing and path metadata are dropped: they change on every refresh and name machine paths.
+So are memory addresses in the outputs (``<... object at 0x7f10b2c68150>`` in an estimator's repr):
+a refresh changes a saved notebook only where a result changed. The notebooks themselves show no
+other volatile values (latencies, ports, model URIs go to MLflow, not into an output).
 
 ``modelfactory notebooks --model M`` leaves notebooks/ alone: it executes the same notebooks with
 ``model`` (and ``env``) injected and writes the executed copies to docs/examples/<M>/, so any model's
@@ -14,11 +17,16 @@ say (a registered version comes from the project's registry), and checked before
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from modelfactory import paths
 from modelfactory.ops.pipeline import notebook_paths
+
+# A Python object's default repr names its memory address, different in every kernel.
+MEMORY_ADDRESS = re.compile(r"(?<= at )0x[0-9a-fA-F]+")
+MASKED_ADDRESS = "0x..."
 
 
 def refresh_notebooks(say=print, model: str | None = None) -> int:
@@ -76,7 +84,8 @@ def refresh_notebooks(say=print, model: str | None = None) -> int:
 
 def strip_run_metadata(nb) -> None:
     """Drop what changes on every execution and what names this machine, and live widgets (a
-    progress bar saved without its widget state shows only its first frame: "0%")."""
+    progress bar saved without its widget state shows only its first frame: "0%"); mask memory
+    addresses."""
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -87,3 +96,14 @@ def strip_run_metadata(nb) -> None:
         if "outputs" in cell:
             cell.outputs = [o for o in cell.outputs
                             if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+            for output in cell.outputs:
+                mask_memory_addresses(output)
+
+
+def mask_memory_addresses(output) -> None:
+    """Replace memory addresses in one output's text (a stream, text/plain, text/html) with 0x..."""
+    if isinstance(output.get("text"), str):
+        output["text"] = MEMORY_ADDRESS.sub(MASKED_ADDRESS, output["text"])
+    for kind, value in output.get("data", {}).items():
+        if kind.startswith("text/") and isinstance(value, str):
+            output["data"][kind] = MEMORY_ADDRESS.sub(MASKED_ADDRESS, value)

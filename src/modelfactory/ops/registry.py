@@ -152,6 +152,31 @@ def register_candidate(model_uri: str, name: str, decision: Mapping, writes_regi
     return str(version.version)
 
 
+def record_gate_decision(stage, checks, champion_version: str | None) -> dict:
+    """The evaluate stage's decision, settled in one call: the gate decides on its checks, the
+    candidate (train/model.json) is registered with the decision (unless run by hand and not asked),
+    the decision is written to evaluate/gate.json and the stage's MLflow tags, and a rejection stops
+    the stage when ``evaluate.gate.fail_on_reject`` says so.
+
+    Args:
+        stage: the evaluate stage (``ops.stage.Stage``).
+        checks: the gate's checks (``gate.judge_candidate``).
+        champion_version: the champion the candidate was judged against; None on the first run.
+
+    Returns:
+        The decision, ``version`` included (None when nothing was registered), shown as a table.
+    """
+    from modelfactory.core import gate
+    from modelfactory.ops import render
+
+    decision = gate.decide(checks, champion_version)
+    model_uri = stage.load_json("train", "model.json")["model_uri"]
+    decision["version"] = register_candidate(model_uri, registered_name(stage.params), decision, stage.writes_registry)
+    stage.record_decision(decision, "gate.json")
+    gate.enforce(decision, stage.params["evaluate"]["gate"]["fail_on_reject"])
+    return render.Facts({k: v for k, v in decision.items() if k != "checks"})  # the checks are shown above
+
+
 def _set_role(name: str, version: str, role: str) -> None:
     from mlflow.exceptions import MlflowException
 

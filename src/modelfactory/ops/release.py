@@ -119,12 +119,12 @@ def _package_registered(params: Mapping, name: str, version: str, folder: Path) 
     """Download a registered version and package it as the deploy stage would."""
     import mlflow
 
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     model_dir = folder / "registered"
     model_dir.mkdir()
     mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(model_dir))
-    deploy.package_model(model_dir, folder / "package", deploy.signature_example(model_dir), params["deploy"],
+    packaging.package_model(model_dir, folder / "package", packaging.signature_example(model_dir), params["deploy"],
                          params["model"]["name"], version)
     shutil.rmtree(model_dir)  # the package holds its own copy
 

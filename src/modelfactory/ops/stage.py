@@ -19,6 +19,7 @@ import pandas as pd
 
 from modelfactory import paths
 from modelfactory.ops import render, tracking
+from modelfactory.ops.progress import ProgressLine
 from modelfactory.errors import PipelineError
 from modelfactory.schema import Params
 
@@ -134,6 +135,11 @@ class Stage:
         mlflow.set_tags({f"{prefix}.{k}": str(v)[:5000] for k, v in decision.items() if not isinstance(v, (list, dict))})
         return render.Facts(decision)
 
+    def progress(self, what: str) -> ProgressLine:
+        """A line that says what a long wait in this stage is on (e.g. the local endpoint's start):
+        in the notebook, updated in place; run by the runner, on its terminal too."""
+        return ProgressLine(what, terminal=not self.interactive)
+
     def load_model(self, stage: str = "train"):
         """Load the model an earlier stage saved, as the scikit-learn object (trusting only the
         skops types recorded with it)."""
@@ -167,19 +173,21 @@ def _absolute(run_dir: str | Path) -> Path:
     return path if path.is_absolute() else paths.project_root() / path
 
 
-def finish_stage(stage: Stage) -> pd.DataFrame:
-    """End the stage's MLflow run and list what the stage wrote (shown as the notebook's last table)."""
+def finish_stage(stage: Stage, verdict: str) -> None:
+    """End the stage's MLflow run and print its verdict, the notebook's last line (e.g.
+    "explore: 344 rows, 8 columns, 7 checks passed, data contract passed").
+
+    The verdict is also the stage run's ``verdict`` tag in MLflow. It holds no timings, ports or ids,
+    so a notebook's saved output changes only when the stage's outcome does.
+    """
     import mlflow
 
+    if mlflow.active_run() is not None:  # not when the cell is run twice by hand: set_tag would start a run
+        mlflow.set_tag("verdict", verdict[:5000])
     mlflow.end_run()
     if stage.interactive:
         tracking.finish_interactive_parent(stage.run_dir)
-    files = sorted(p for p in stage.folder.rglob("*") if p.is_file() and p.name != tracking.RUN_FILE)
-    return pd.DataFrame(
-        {"output": [p.relative_to(stage.folder).as_posix() for p in files],
-         "bytes": [p.stat().st_size for p in files]}
-    ).set_index("output")
-
+    print(f"{stage.name}: {verdict}")
 
 
 def reset_kernel_state() -> None:

@@ -9,6 +9,7 @@ mlflow is imported inside the functions: the CLI must start without it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -43,6 +44,9 @@ def connect(params: Mapping) -> str:
 
     uri = tracking_uri(params)
     mlflow.set_tracking_uri(uri)
+    # A new store announces its tables in two timestamped INFO lines: noise in the notebook that
+    # makes it, and a diff in every refreshed notebook. Warnings still show.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     name = params["tracking"]["experiment"]
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:

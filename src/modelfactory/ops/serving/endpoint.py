@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,13 @@ from modelfactory.errors import ModelfactoryError
 
 class EndpointError(ModelfactoryError):
     """The local endpoint did not start, or stopped answering."""
+
+
+# What a starting server is doing, by the last of these lines its log holds (the inference server's
+# own words), newest first; before any of them it is still starting (importing the server).
+START_PHASES = (("Users's init has completed", "waiting for /health"),
+                ("Invoking user's init function", "loading the model"))
+STARTING = "starting the server"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,14 +54,21 @@ class LocalEndpoint:
         """The base URL: GET / is health, POST /score scores, GET /swagger.json describes."""
         return f"http://{self.host}:{self.port}"
 
-    def wait_until_healthy(self, timeout: float) -> float:
+    def wait_until_healthy(self, timeout: float, progress: Callable[[str, float], None] | None = None) -> float:
         """Poll the health route until it answers 200; return the seconds it took.
 
         If it does not, or the wait is interrupted (Ctrl-C, SIGTERM), the server is stopped.
+
+        Args:
+            timeout: the seconds to wait at most.
+            progress: called at every poll with what the server is doing (``start_phase``) and the
+                seconds so far, so that a long start is not a silent one.
         """
         start = time.monotonic()
         try:
             while time.monotonic() - start < timeout:
+                if progress is not None:
+                    progress(start_phase(self.log), time.monotonic() - start)
                 if self.process.poll() is not None:
                     raise EndpointError(f"the inference server exited with code {self.process.returncode}; "
                                         f"its log: {self.log}\n{tail(self.log)}")
@@ -143,6 +158,16 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
     finally:
         os.close(watch)
     return LocalEndpoint(process, host, port, log, lifeline)
+
+
+def start_phase(log: Path) -> str:
+    """What a starting server is doing, read from its log: starting the server, loading the model
+    (score.py's init()), or waiting for /health once init() is done."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return STARTING
+    return next((phase for line, phase in START_PHASES if line in text), STARTING)
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -67,35 +67,36 @@ def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tu
 def serve_registered(params: Mapping, version: str | None, alias: str, host: str | None, port: int | None,
                      say=print) -> int:
     """Serve one registered version of the params' model on the local inference server; block until Ctrl-C."""
-    from modelfactory.ops import deploy
+    from modelfactory.ops.serving import packaging
 
     name = params["model"]["name"]
     model_dir, chosen = registered_model_dir(params, version, alias)
     folder = Path(tempfile.mkdtemp(prefix=datetime.now().strftime("%Y%m%d-%H%M%S-"), dir=model_dir.parent))
     example = _example_rows(model_dir)
-    deploy.package_model(model_dir, folder / "package", example, params["deploy"], name, chosen)
+    packaging.package_model(model_dir, folder / "package", example, params["deploy"], name, chosen)
     settings = {**params["deploy"]["endpoint"], **({"host": host} if host else {}),
                 **({"port": port} if port is not None else {})}
     say(f"starting the Azure ML inference server for {name} version {chosen} ...")
-    endpoint = deploy.start_local_endpoint(folder / "package", settings)
-    say(f"serving {name} version {chosen} at {endpoint.url}\n"
-        f"  health:  GET  {endpoint.url}/\n  score:   POST {endpoint.url}/score   "
-        f"(example body: {paths.relative_to_root(folder / 'package' / 'sample-request.json')})\n"
-        f"  openapi: GET  {endpoint.url}/swagger.json?version=3\n  log:     {paths.relative_to_root(endpoint.log)}\n"
-        "Ctrl-C stops it; so does SIGTERM, and the server never outlives this command.")
-    try:
-        while endpoint.process.poll() is None:
-            time.sleep(0.5)
-        raise ModelfactoryError(f"the inference server stopped by itself (exit {endpoint.process.returncode}); "
-                                f"see {paths.relative_to_root(endpoint.log)}")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-        endpoint.stop()
-        say("stopped")
-        return 0
+    with packaging.start_local_endpoint(folder / "package", settings) as endpoint:  # stopped however this ends
+        say(f"serving {name} version {chosen} at {endpoint.url}\n"
+            f"  health:  GET  {endpoint.url}/\n  score:   POST {endpoint.url}/score   "
+            f"(example body: {paths.relative_to_root(folder / 'package' / 'sample-request.json')})\n"
+            f"  openapi: GET  {endpoint.url}/swagger.json?version=3\n"
+            f"  log:     {paths.relative_to_root(endpoint.log)}\n"
+            "Ctrl-C stops it; so does SIGTERM, and the server never outlives this command.")
+        try:
+            while endpoint.process.poll() is None:
+                time.sleep(0.5)
+            raise ModelfactoryError(f"the inference server stopped by itself (exit {endpoint.process.returncode}); "
+                                    f"see {paths.relative_to_root(endpoint.log)}")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+            endpoint.stop()
+            say("stopped")
+            return 0
 
 
 def _example_rows(model_dir: Path):
     """One row that keeps the model's data contract (or zeros, for a model logged without one)."""
-    from modelfactory.ops.deploy import signature_example
+    from modelfactory.ops.serving.packaging import signature_example
 
     return signature_example(model_dir)
