@@ -31,8 +31,8 @@ DATA_INPUT = "data"  # the reader step's input: the model's raw data (uri_file, 
 SNAPSHOT_PARAMS = "params.yaml"
 # What a job runs from: the code, the notebooks, the stage graph, the params layers, and what its
 # environment is built from. Anything else in the project root (data, scored files, runs, scratch) stays here.
-SHOWN_LEFT_OUT = 6  # names in the one-line summary; the file beside the snapshot lists them all
 SNAPSHOT_PARTS = ("src", "notebooks", "pipelines", "params", "pyproject.toml", "environment.yml")
+SHOWN_LEFT_OUT = 6  # names in the one-line summary; the file beside the snapshot lists them all
 
 
 @dataclass
