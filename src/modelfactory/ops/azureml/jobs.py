@@ -111,10 +111,13 @@ def stage_snapshot(root: Path, target: Path, params: Mapping, leave_out: tuple[P
                       f".amlignore) and {SNAPSHOT_PARAMS}: what a job runs from.\n"
                       + "".join(f"{name:<{width}}{why}\n" for name, why in sorted(skipped.items())))
     if notes is not None:
-        named = sorted(n for n, why in skipped.items() if why != "matched .amlignore")
+        # files first (a stray CSV or Parquet is what a reader looks for), then folders, hidden ones last
+        named = sorted((n for n, why in skipped.items() if why != "matched .amlignore"),
+                       key=lambda n: (n.startswith("."), n.endswith("/"), n))
         shown = ", ".join(named[:SHOWN_LEFT_OUT]) + (", ..." if len(named) > SHOWN_LEFT_OUT else "")
-        notes.append(f"code snapshot: {len(copied)} files; left out {shown or 'only what .amlignore excludes'}: "
-                     f"the list and why is {paths.relative_to_root(record, root)}")
+        notes.append(f"code snapshot: {len(copied)} files; left out {len(skipped)} entries "
+                     f"({shown or 'only what .amlignore excludes'}): the list and why is "
+                     f"{paths.relative_to_root(record, root)}")
     return sorted(copied)
 
 
