@@ -38,11 +38,12 @@ notebooks: demo-data ## re-execute notebooks/ in place, and the penguins example
 	$(BIN)/modelfactory notebooks
 	$(BIN)/modelfactory notebooks --model penguins
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; CLI start-up (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; CLI and endpoint start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/startup.py
 
 # Containers and Azure ML compute instances run as root, which Jupyter refuses without --allow-root.
 lab: $(STAMP) ## open the notebooks in JupyterLab (binds 127.0.0.1)

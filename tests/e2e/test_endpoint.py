@@ -145,3 +145,38 @@ def test_server_dies_with_the_process_that_started_it_even_on_sigkill(package):
             starter.kill()
         for leftover in _group(pid) if "pid" in locals() else []:
             os.kill(leftover, signal.SIGKILL)
+
+
+def _post(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+    """POST ``body`` to /score with exactly the Content-Type given (None: no such header at all)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(url.split("//", 1)[1], timeout=30)
+    try:
+        conn.putrequest("POST", "/score", skip_accept_encoding=True)
+        if content_type is not None:
+            conn.putheader("Content-Type", content_type)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read() or b"{}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_a_body_sent_as_a_form_is_told_to_send_json(package, content_type):
+    """curl -d sends x-www-form-urlencoded unless told otherwise; the server then parses the body as
+    a form and hands score.py nothing, which used to read "empty request body"."""
+    body = json.dumps(_sample(package)).encode()
+    with deploy.start_local_endpoint(package, SETTINGS) as endpoint:
+        status, answer = _post(endpoint.url, body, content_type)
+        assert status == 400
+        assert answer["error"].startswith(f"the request's Content-Type is {content_type.split(';')[0]}")
+        assert "send Content-Type: application/json" in answer["error"]
+        assert "empty request body" not in answer["error"]
+        # the same body with no Content-Type at all reaches score.py whole, and is scored
+        status, answer = _post(endpoint.url, body, None)
+        assert status == 200 and len(answer["predictions"]) == 1
+        status, answer = _post(endpoint.url, body, "application/json")
+        assert status == 200 and len(answer["predictions"]) == 1

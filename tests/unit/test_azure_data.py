@@ -362,7 +362,12 @@ def test_a_file_source_inside_the_project_is_the_job_input_and_not_part_of_the_c
     files = {**PENGUINS, "data": {**PENGUINS["data"], "source": "file", "dataset": "landing/penguins.csv"}}
     submission = _prepare(project, files, "dry-file")
     snapshot = submission.folder / "snapshot"
-    assert (snapshot / "landing" / "notes.txt").is_file() and not (snapshot / "landing" / "penguins.csv").exists()
+    assert not (snapshot / "landing").exists()  # not a part the jobs run from: none of it goes up
+    left_out = (submission.folder / "snapshot-left-out.txt").read_text()
+    reasons = dict(line.split(None, 1) for line in left_out.splitlines() if not line.startswith("#"))
+    assert reasons["landing/penguins.csv"] == "the model's data: it travels as the job's data input"
+    assert reasons["landing/"] == "not a part the jobs run from"
+    assert any(n.startswith("code snapshot: ") and "landing/" in n for n in submission.notes)
     assert submission.data_input.path == str(project / "landing" / "penguins.csv")
 
 
@@ -384,9 +389,9 @@ def test_an_mltable_asset_is_autmls_input_as_it_is_and_a_uri_asset_is_named_why_
                                   "asset_type": "uri_file"}}
     submission = _prepare(project, files, "dry-files")
     assert not (submission.folder / "automl.yaml").exists()
-    assert submission.notes == ["automl.yaml not written: AutoML takes MLTable data, and azureml:penguins:3 is a "
-                                "uri_file asset whose storage path only the workspace knows; register an mltable "
-                                "asset for the baseline"]
+    assert submission.notes[1:] == ["automl.yaml not written: AutoML takes MLTable data, and azureml:penguins:3 "
+                                    "is a uri_file asset whose storage path only the workspace knows; register an "
+                                    "mltable asset for the baseline"]
 
 
 def test_our_check_catches_a_local_path_dumped_as_an_asset_reference():

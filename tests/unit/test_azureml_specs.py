@@ -113,12 +113,33 @@ def test_snapshot_is_lean_and_holds_what_jobs_need(in_project):
     (in_project / "runs" / "old-run" / "big.parquet").write_text("x")
     (in_project / "data").mkdir(exist_ok=True)
     (in_project / "data" / "scored.parquet").write_text("x")
+    # what a user leaves lying in the project root, none of it tracked or needed by a job
+    (in_project / "patients.csv").write_text("age,bmi\n1,2\n")
+    (in_project / "scored.parquet").write_bytes(b"PAR1")
+    (in_project / "scratch").mkdir()
+    (in_project / "scratch" / "try.ipynb").write_text("{}")
+    (in_project / "src" / "modelfactory" / "__pycache__").mkdir(exist_ok=True)
+    (in_project / "src" / "modelfactory" / "__pycache__" / "paths.cpython-311.pyc").write_bytes(b"x")
     target = in_project.parent / "snapshot"
-    files = jobs.stage_snapshot(in_project, target, resolve("diabetes", "dev"))
+    notes = []
+    files = jobs.stage_snapshot(in_project, target, resolve("diabetes", "dev"), notes=notes)
     assert "params.yaml" in files and "environment.yml" in files and "src/modelfactory/ops/runner.py" in files
     assert "notebooks/train.ipynb" in files and "pipelines/training.yaml" in files and "params/base.yaml" in files
-    assert not [f for f in files if f.startswith(("runs/", "data/", "tests/")) or f == "config.json"]
+    assert "pyproject.toml" in files
+    assert not [f for f in files if f.startswith(("runs/", "data/", "tests/", "scratch/")) or f == "config.json"]
     assert not [f for f in files if "__pycache__" in f]
+    assert not {"patients.csv", "scored.parquet"} & set(files)
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == files
+    # what was left out, and why, is written beside the snapshot and named in one note
+    left_out = {line.split()[0]: line.split(None, 1)[1]
+                for line in (in_project.parent / "snapshot-left-out.txt").read_text().splitlines()
+                if not line.startswith("#")}
+    for name in ("patients.csv", "scored.parquet", "scratch/", "runs/", "data/", "config.json"):
+        assert left_out[name] == "not a part the jobs run from"
+    assert left_out["src/modelfactory/__pycache__/"] == "matched .amlignore"
+    [note] = notes
+    assert note.startswith(f"code snapshot: {len(files)} files; left out ")
+    assert "patients.csv" in note and note.endswith("snapshot-left-out.txt")
 
 
 def test_submit_dry_run_from_the_command_line(in_project):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import create_autospec
 
@@ -260,3 +261,51 @@ def test_the_gate_decision_is_settled_in_one_call_and_a_rejection_still_leaves_i
 def opened_run_id(run_dir) -> str:
     """The evaluate stage's MLflow run id, as tracking.json records it."""
     return json.loads((run_dir / "evaluate" / "tracking.json").read_text())["run_id"]
+
+
+SECOND_SERVE = """
+import json, sys
+from modelfactory.params import resolve
+from modelfactory.ops.serving import local
+
+params = resolve("diabetes", "dev", training_checks=False)  # as `serve` resolves them
+model_dir, version = local.registered_model_dir(params, None, "champion")
+folder = local.package_for_serving(params, model_dir, version)
+print(json.dumps({"version": version, "package": str(folder / "package"),
+                  "imported": sorted(m for m in ("mlflow", "sqlalchemy", "sklearn", "pandas") if m in sys.modules)}))
+"""
+
+
+def test_a_second_serve_finds_the_champion_and_its_package_without_importing_mlflow(lifecycle):
+    from modelfactory.ops import tracking
+    from modelfactory.ops.serving import local
+
+    dev = lifecycle.params["dev"]
+    first, second = lifecycle.add("dev", passed=True), lifecycle.add("dev", passed=True)
+    uri = tracking.tracking_uri(dev)
+    assert local.version_in_local_store(uri, "diabetes-dev", "champion") is None
+    for role_holder in (lambda: registry.promote("diabetes-dev", first, None),
+                        lambda: registry.promote("diabetes-dev", second, first),
+                        lambda: registry.rollback("diabetes-dev")):
+        role_holder()  # the store read without MLflow agrees with MLflow's own answer each time
+        assert local.version_in_local_store(uri, "diabetes-dev", "champion") == registry.version_with_role(
+            "diabetes-dev", "champion")
+    assert local.version_in_local_store(uri, "diabetes-dev", "champion") == first
+    assert local.version_in_local_store("azureml://somewhere", "diabetes-dev", "champion") is None
+    # the first serve downloads and packages through MLflow, in this process
+    model_dir, version = local.registered_model_dir(dev, None, "champion")
+    built = local.package_for_serving(dev, model_dir, version) / "package"
+    # a second serve, in a fresh process: same version, a package of its own with the same files
+    done = subprocess.run([sys.executable, "-c", SECOND_SERVE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    second_serve = json.loads(done.stdout.splitlines()[-1])
+    assert second_serve["version"] == first and second_serve["imported"] == []
+    copied = Path(second_serve["package"])
+    assert copied != built
+    files = sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*") if p.is_file())
+    assert all((built / f).read_bytes() == (copied / f).read_bytes() for f in files)
+    # changed deploy params are a new package, built as before
+    changed = {**dev, "deploy": {**dev["deploy"], "max_rows": dev["deploy"]["max_rows"] + 1}}
+    rebuilt = local.package_for_serving(changed, model_dir, version) / "package"
+    assert json.loads((rebuilt / "serving.json").read_text())["max_rows"] == dev["deploy"]["max_rows"] + 1

@@ -89,3 +89,30 @@ def test_the_heartbeat_is_touched_while_a_run_executes(tmp_path, monkeypatch):
     stopped = beat.read_text()
     time.sleep(0.2)
     assert beat.read_text() == stopped, "no beats after the run ends"
+
+
+def test_a_run_that_reuses_explore_carries_the_reused_runs_data_hash(proj):
+    import hashlib
+
+    from modelfactory import params as params_mod
+    from modelfactory.ops import runner
+    from modelfactory.ops.pipeline import load_pipeline
+
+    pipeline = load_pipeline("training")
+    earlier = proj / "runs" / "20261130-100000-diabetes-aaaa"
+    (earlier / "explore").mkdir(parents=True)
+    (earlier / "explore" / "dataset.parquet").write_bytes(b"the earlier run's dataset bytes")
+    data_hash = hashlib.sha256(b"the earlier run's dataset bytes").hexdigest()[:12]
+    manifests.write(earlier, {"run_id": earlier.name, "status": "succeeded", "data_hash": data_hash,
+                              "data": {"source": "sklearn", "dataset": "diabetes"}})
+    req = runner.RunRequest(model="diabetes", env="dev", stages=["train"])
+    resolved = params_mod.resolve("diabetes", "dev")
+    sources = {"explore": earlier}
+    checked = [(req, resolved, ["train"], sources, runner._data_record(pipeline, ["train"], resolved, sources))]
+
+    [planned] = runner.create_runs(checked, pipeline, ["run", "--stages", "train"])
+
+    recorded = on_disk(planned.run_dir)
+    assert recorded["stages"]["explore"]["status"] == "reused"
+    assert recorded["data"] == {"source": "sklearn", "dataset": "diabetes"}
+    assert recorded["data_hash"] == data_hash

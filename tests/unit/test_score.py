@@ -65,6 +65,12 @@ def test_package_holds_everything_a_deployment_needs(package):
     assert "azureml-inference-server-http==" in (folder / "requirements.txt").read_text()
     dockerfile = (folder / "Dockerfile").read_text()
     assert dockerfile.startswith("# Serves") and "FROM python:3.11-slim" in dockerfile and "azmlinfsrv" in dockerfile
+    # bytecode is compiled in the image, for the installed packages and for the package's own files
+    steps = [line for line in dockerfile.replace("\\\n", " ").splitlines() if line and not line.startswith("#")]
+    install = next(i for i, s in enumerate(steps) if s.startswith("RUN pip install"))
+    assert "python -m compileall" in steps[install] and "sysconfig" in steps[install]
+    copy_all = steps.index("COPY . .")
+    assert steps[copy_all + 1] == "RUN python -m compileall -q /package > /dev/null"
 
 
 def test_valid_request_answers_like_the_model(package, scorer):

@@ -43,6 +43,7 @@ scored = None  # the ScoredDataWriter, when serving.json names a folder
 DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 SIGNATURE_DTYPES = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
                     "string": "string", "boolean": "boolean"}
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")  # bodies the server parses away
 SHAPE = 'expected {"input_data": {"columns": [...], "data": [[...], ...]}}'
 # An error names what is wrong, but never echoes a request back in full: a client can send a
 # million column names, or one value of ten megabytes. Lists and values are cut to these sizes.
@@ -368,6 +369,24 @@ def parse_request(raw_data):
         raise BadRequest(f"column '{name}': a value is required by the model, got null") from None
 
 
+def form_body_problem(raw_data, request_headers):
+    """Why a body arrived empty when it was sent as a form, or None.
+
+    The inference server hands run() ``request.data``, which Flask leaves empty for a form content
+    type: it parses the body as form fields instead. ``curl -d`` sends
+    application/x-www-form-urlencoded unless told otherwise, so a JSON body sent that way reaches
+    run() as nothing. A body with no Content-Type at all, or any other type, arrives whole.
+    """
+    if raw_data not in (None, "", b""):
+        return None
+    headers = {k.lower(): v for k, v in (request_headers or {}).items()}
+    given = headers.get("content-type", "").split(";")[0].strip().lower()
+    if given not in FORM_TYPES:
+        return None
+    return (f"the request's Content-Type is {given}, which the server reads as form fields, so no JSON "
+            "reached the model; send Content-Type: application/json (curl: -H 'Content-Type: application/json')")
+
+
 def check_rows(rows, given):
     """Raise BadRequest naming the first row (then column) that breaks the contract."""
     position = {name: i for i, name in enumerate(given)}
@@ -444,7 +463,7 @@ def run(raw_data, request_headers=None):
     try:
         frame = parse_request(raw_data)
     except BadRequest as exc:
-        return _bad_request(str(exc))
+        return _bad_request(form_body_problem(raw_data, request_headers) or str(exc))
     values = np.asarray(model.predict(frame))
     if scored is not None:
         headers = {k.lower(): v for k, v in (request_headers or {}).items()}

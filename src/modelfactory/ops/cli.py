@@ -416,7 +416,7 @@ def _cmd_serve(args, argv) -> int:
     from modelfactory.params import resolve
     from modelfactory.ops.serving.local import serve_registered
 
-    params = resolve(args.model, args.env)
+    params = resolve(args.model, args.env, training_checks=False)  # the model is trained: no sklearn here
     return serve_registered(params, version=args.version, alias=args.alias, host=args.host, port=args.port)
 
 

@@ -119,7 +119,10 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
             "status": "running", "created": manifests.now(), "finished": None,
             "command": "modelfactory " + " ".join(shlex.quote(a) for a in argv),
             "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
-            "overrides": list(req.overrides), "data": data_record, "data_hash": None, "git": manifests.git_state(root),
+            # a reused dataset is already here (copied above): its hash is the run's, as when explore runs
+            "overrides": list(req.overrides), "data": data_record,
+            "data_hash": _file_hash(run_dir / pipeline.dataset) if pipeline.dataset else None,
+            "git": manifests.git_state(root),
             "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
             "process": manifests.process_identity(), "heartbeat": manifests.HEARTBEAT,
         }

@@ -29,6 +29,10 @@ from modelfactory.ops.pipeline import PipelineSpec
 OUTPUT = "run"  # every step's single output: its run folder
 DATA_INPUT = "data"  # the reader step's input: the model's raw data (uri_file, uri_folder or mltable)
 SNAPSHOT_PARAMS = "params.yaml"
+# What a job runs from: the code, the notebooks, the stage graph, the params layers, and what its
+# environment is built from. Anything else in the project root (data, scored files, runs, scratch) stays here.
+SNAPSHOT_PARTS = ("src", "notebooks", "pipelines", "params", "pyproject.toml", "environment.yml")
+SHOWN_LEFT_OUT = 6  # names in the one-line summary; the file beside the snapshot lists them all
 
 
 @dataclass
@@ -53,36 +57,67 @@ def job_params(params: Mapping) -> dict:
     return submitted
 
 
-def stage_snapshot(root: Path, target: Path, params: Mapping, leave_out: tuple[Path, ...] = ()) -> list[str]:
-    """Copy the project into ``target`` as Azure ML would upload it (honouring .amlignore), then add
-    the resolved params. Returns the files, relative. The folder is what the jobs run from.
+def stage_snapshot(root: Path, target: Path, params: Mapping, leave_out: tuple[Path, ...] = (),
+                   notes: list[str] | None = None) -> list[str]:
+    """Copy what the jobs run from into ``target``, then add the resolved params. Returns the files, relative.
 
+    Only the parts in SNAPSHOT_PARTS are copied, minus what .amlignore excludes inside them: a data
+    file, a scored Parquet or a scratch notebook left in the project root never goes up with the code.
     ``leave_out`` are the model's local data files: they travel as the job's data input, so they are
-    never copied into the code as well."""
+    never copied into the code as well. What was left out, and why, is written beside the snapshot
+    (``<target>-left-out.txt``), and a one-line summary naming that file is appended to ``notes``.
+    """
     leave_out = {p.resolve() for p in leave_out}
     from azure.ai.ml._utils._asset_utils import get_ignore_file
 
     ignore = get_ignore_file(root)
     if target.exists():
         shutil.rmtree(target)
-    copied = []
-    for walked, dirs, files in os.walk(root):
-        folder = Path(walked)
-        # A pattern like "runs/" matches what is inside the folder, not the bare name: ask about a
-        # file inside, so ignored trees (.venv, runs) are never walked.
-        # Never copy the snapshot into itself, whatever .amlignore says about runs/.
-        dirs[:] = [d for d in dirs if not ignore.is_file_excluded(folder / d / "_")
-                   and (folder / d).resolve() != target.resolve()]
-        for name in files:
-            source = folder / name
-            if ignore.is_file_excluded(source) or source.resolve() in leave_out:
-                continue
-            relative = source.relative_to(root)
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / relative)
-            copied.append(relative.as_posix())
+    copied, skipped = [], {}  # skipped: relative path -> why
+    for path in leave_out:
+        if path.is_relative_to(root):
+            skipped[path.relative_to(root).as_posix()] = "the model's data: it travels as the job's data input"
+    for entry in sorted(root.iterdir()):
+        if entry.name not in SNAPSHOT_PARTS and entry.resolve() != target.resolve():
+            skipped.setdefault(entry.name + ("/" if entry.is_dir() else ""), "not a part the jobs run from")
+    for part in SNAPSHOT_PARTS:
+        if (root / part).is_file():
+            walked_tree = [(root, [], [part])]
+        else:
+            walked_tree = os.walk(root / part)
+        for walked, dirs, files in walked_tree:
+            folder = Path(walked)
+            # A pattern like "runs/" matches what is inside the folder, not the bare name: ask about a
+            # file inside, so ignored trees (__pycache__, checkpoints) are never walked.
+            for name in [d for d in dirs if ignore.is_file_excluded(folder / d / "_")]:
+                dirs.remove(name)
+                skipped[(folder / name).relative_to(root).as_posix() + "/"] = "matched .amlignore"
+            for name in files:
+                source = folder / name
+                relative = source.relative_to(root).as_posix()
+                if source.resolve() in leave_out:
+                    continue
+                if ignore.is_file_excluded(source):
+                    skipped[relative] = "matched .amlignore"
+                    continue
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / relative)
+                copied.append(relative)
     params_mod.dump(params, target / SNAPSHOT_PARAMS)
     copied.append(SNAPSHOT_PARAMS)
+    record = target.parent / f"{target.name}-left-out.txt"
+    width = max((len(name) for name in skipped), default=0) + 2
+    record.write_text(f"# Left out of {target.name}/, which holds only {', '.join(SNAPSHOT_PARTS)} (minus "
+                      f".amlignore) and {SNAPSHOT_PARAMS}: what a job runs from.\n"
+                      + "".join(f"{name:<{width}}{why}\n" for name, why in sorted(skipped.items())))
+    if notes is not None:
+        # files first (a stray CSV or Parquet is what a reader looks for), then folders, hidden ones last
+        named = sorted((n for n, why in skipped.items() if why != "matched .amlignore"),
+                       key=lambda n: (n.startswith("."), n.endswith("/"), n))
+        shown = ", ".join(named[:SHOWN_LEFT_OUT]) + (", ..." if len(named) > SHOWN_LEFT_OUT else "")
+        notes.append(f"code snapshot: {len(copied)} files; left out {len(skipped)} entries "
+                     f"({shown or 'only what .amlignore excludes'}): the list and why is "
+                     f"{paths.relative_to_root(record, root)}")
     return sorted(copied)
 
 
@@ -159,7 +194,8 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     submitted["data"]["dataset"] = dataset  # pinned: the steps record the version resolved now
     snapshot = folder / "snapshot"
     local = sources.find_files(params["data"]["dataset"]) if params["data"]["source"] == "file" else ()
-    stage_snapshot(root, snapshot, submitted, local)
+    notes: list[str] = []
+    stage_snapshot(root, snapshot, submitted, local, notes)
     environment = build_environment(params["azure"], root)
     version = params_mod.params_hash(submitted)
     components, nodes = {}, {}
@@ -186,7 +222,7 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
                       display_name=f"{pipeline.name} {model} {env} {run_id}", tags=tags,
                       compute=params["azure"]["compute"], description=pipeline.description)
     return Submission(job=job, components=components, environment=environment, folder=folder,
-                      data_input=data_input, dataset=dataset)
+                      data_input=data_input, dataset=dataset, notes=notes)
 
 
 def _unprefix_local_inputs(path: Path) -> None:
