@@ -9,7 +9,7 @@ server imports them again in its own). The version holding a role is read from t
 SQLite store with the standard library, and the package is a copy of an earlier serve's package
 built from the same model, deploy params, code and installed packages (``package.json`` records
 which). Anything else, a remote store, a first download, changed params or code, goes through
-MLflow and deploy.package_model as before.
+MLflow and packaging.package_model as before.
 """
 
 from __future__ import annotations
