@@ -239,7 +239,7 @@ def _key_value(item: str, flag: str) -> tuple[str, str]:
 
 def _cmd_runs(args, argv) -> int:
     from modelfactory.ops.compare import readable_metric
-    from modelfactory.ops.manifest import list_runs
+    from modelfactory.ops.runs import list_runs
     from modelfactory.ops.verdict import gate_cell
 
     found = list_runs(args.model)[: args.limit]
@@ -257,20 +257,20 @@ def _cmd_runs(args, argv) -> int:
 
 
 def _cmd_compare(args, argv) -> int:
+    from modelfactory.ops import runs
     from modelfactory.ops.compare import compare_runs
-    from modelfactory.ops.manifest import find_run
     from modelfactory.yamlfile import read_yaml
 
-    a, b = find_run(args.run_a), find_run(args.run_b)
-    params = [read_yaml(Path(m["_dir"]) / "params.yaml") for m in (a, b)]
+    a, b = runs.find_run(args.run_a), runs.find_run(args.run_b)
+    params = [read_yaml(runs.params_file(Path(m["_dir"]))) for m in (a, b)]
     print("\n".join(compare_runs(a, b, *params)))
     return 0
 
 
 def _cmd_report(args, argv) -> int:
-    from modelfactory.ops.manifest import find_run
+    from modelfactory.ops import runs
 
-    index = Path(find_run(args.run_id)["_dir"]) / "index.html"
+    index = runs.index_file(Path(runs.find_run(args.run_id)["_dir"]))
     print(index)
     if args.open:
         import webbrowser
@@ -344,9 +344,10 @@ def _cmd_data(args, argv) -> int:
 def _register_on_azure(record: dict, dry_run: bool) -> int:
     """The registry version as an Azure ML data asset: the spec written and loaded back, then created."""
     from modelfactory import paths
+    from modelfactory.ops import runs
     from modelfactory.ops.azureml import data_assets
 
-    folder = paths.runs_dir() / "azureml-data" / f"{record['name']}-v{record['version']}"
+    folder = runs.data_asset_dir(record["name"], record["version"])
     spec, asset = data_assets.write_asset_spec(record, folder)
     print(f"  data asset azureml:{record['name']}:{record['version']} (uri_file): spec valid in "
           f"{paths.relative_to_root(spec)}")
@@ -455,7 +456,7 @@ def _cmd_submit(args, argv) -> int:
     from modelfactory.ops.azureml import build, submit, workspace
     from modelfactory.params import list_models, resolve
     from modelfactory.ops.pipeline import load_pipeline
-    from modelfactory.ops.runner import new_run_id
+    from modelfactory.ops.runs import new_run_id
 
     pipeline = load_pipeline(args.pipeline)
     prepared = []

@@ -9,18 +9,15 @@ prints one command that reruns just that stage with the same params.
 from __future__ import annotations
 
 import json
-import secrets as pyrandom
-import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from modelfactory.ops import manifest as manifests
+from modelfactory.ops import runs
 from modelfactory import params as params_mod
 from modelfactory import paths
 from modelfactory.errors import (
@@ -60,11 +57,6 @@ class PlannedRun:
     manifest: dict
 
 
-def new_run_id(model: str) -> str:
-    """``20261127-120301-diabetes-3fa2``: sortable by time, unique, readable."""
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}-{pyrandom.token_hex(2)}"
-
-
 def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
     """Resolve and check every request's params, stages and inputs.
 
@@ -90,8 +82,8 @@ def _data_record(pipeline: PipelineSpec, stages: list[str], resolved: dict, reus
     if reader in stages:
         return data_sources.check_source(resolved["data"]).record()
     if reader in reused:
-        record = reused[reader] / manifests.MANIFEST
-        return json.loads(record.read_text()).get("data") if record.is_file() else None
+        record = runs.manifest_file(reused[reader])
+        return runs.read(reused[reader]).get("data") if record.is_file() else None
     return None
 
 
@@ -101,29 +93,21 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
     planned = []
     for req, resolved, stages, sources, data_record in checked:
         model, env = resolved["model"]["name"], resolved["env"]["name"]
-        run_id = new_run_id(model)
-        run_dir = paths.runs_dir(root) / run_id
+        run_id = runs.new_run_id(model)
+        run_dir = runs.run_path(run_id, root)
         run_dir.mkdir(parents=True)
-        params_mod.dump(resolved, run_dir / "params.yaml")
+        params_mod.dump(resolved, runs.params_file(run_dir))
         stage_records = {}
         for name in pipeline.names:
-            record = {"status": "pending" if name in stages else "not selected", "notebook": None,
-                      "html": None, "start": None, "end": None, "duration_s": None, "outputs": []}
+            record = runs.new_stage_record(runs.PENDING if name in stages else runs.NOT_SELECTED)
             if name in sources:
-                shutil.copytree(sources[name] / name, run_dir / name)
-                record.update(status="reused", reused_from=sources[name].name,
-                              outputs=_list_outputs(run_dir / name))
+                shutil.copytree(runs.stage_dir(sources[name], name), runs.stage_dir(run_dir, name))
+                record.update(status=runs.REUSED, reused_from=sources[name].name,
+                              outputs=_list_outputs(runs.stage_dir(run_dir, name)))
             stage_records[name] = record
-        manifest = {
-            "run_id": run_id, "model": model, "env": env, "pipeline": pipeline.name,
-            "status": "running", "created": manifests.now(), "finished": None,
-            "command": "modelfactory " + " ".join(shlex.quote(a) for a in argv),
-            "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
-            "overrides": list(req.overrides), "data": data_record, "data_hash": None, "git": manifests.git_state(root),
-            "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
-            "process": manifests.process_identity(), "heartbeat": manifests.HEARTBEAT,
-        }
-        manifests.write(run_dir, manifest)
+        manifest = runs.new_manifest(run_id, model, env, pipeline.name, argv, params_mod.params_hash(resolved),
+                                     req.overrides, data_record, runs.git_state(root), stage_records)
+        runs.write(run_dir, manifest)
         planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest))
     return planned
 
@@ -150,7 +134,7 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
                                 f"{paths.relative_to_root(folder)}")
         found[need] = folder
     needed -= set(found)
-    candidates = manifests.list_runs(model)
+    candidates = runs.list_runs(model)
     if from_run:
         candidates = [m for m in candidates if m["run_id"] == from_run]
         if not candidates:
@@ -160,7 +144,7 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
         for m in candidates:
             folder = Path(m["_dir"])
             stage = m.get("stages", {}).get(need, {})
-            if (m.get("env") == env and stage.get("status") in ("succeeded", "reused")
+            if (m.get("env") == env and stage.get("status") in runs.DONE_STAGE
                     and all((folder / need / f).exists() for f in files)):
                 found[need] = folder
                 break
@@ -169,20 +153,19 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
             where = f"run {from_run}" if from_run else f"any earlier run of {model} in env {env}"
             raise PipelineError(
                 f"{wanted} needs the outputs of stage {need} ({', '.join(files)}), but {where} has no "
-                f"successful {need} stage; run it first: modelfactory run --model {model} --env {env} "
-                f"--stages {need}"
+                f"successful {need} stage; run it first: {runs.rerun_command(model, env=env, stages=[need])}"
             )
     return found
 
 
 def run_folder(path: Path) -> Path:
     """A run folder given directly, or the one run folder inside ``path`` (a downloaded job output)."""
-    if (path / "manifest.json").is_file():
+    if runs.manifest_file(path).is_file():
         return path
-    found = sorted(p.parent for p in path.glob("*/manifest.json")) if path.is_dir() else []
+    found = sorted(p.parent for p in path.glob(f"*/{runs.MANIFEST}")) if path.is_dir() else []
     if len(found) != 1:
         what = "no such folder" if not path.is_dir() else f"{len(found)} run folders inside, expected one"
-        raise PipelineError(f"--input {path}: not a run folder (no manifest.json; {what})")
+        raise PipelineError(f"--input {path}: not a run folder (no {runs.MANIFEST}; {what})")
     return found[0]
 
 
@@ -197,7 +180,7 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
         code = _execute_run(run, pipeline, pool, root, say, progress)
         if code:
             for later in planned[number + 1:]:  # no folder says "running" for a run that never will
-                _finish_manifest(later, "not started")
+                _finish_manifest(later, runs.NOT_STARTED)
             return code
     return 0
 
@@ -217,40 +200,40 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as renderer:
         for number, name in enumerate(run.stages, 1):
             record = run.manifest["stages"][name]
-            record.update(status="running", start=manifests.now())
-            manifests.write(run.run_dir, run.manifest)
+            record.update(status=runs.RUNNING, start=runs.now())
+            runs.write(run.run_dir, run.manifest)
             say(f"  [{number}/{total}] {name} ...")
             started = time.monotonic()
             error: StageFailedError | None = None
-            status = "succeeded"
+            status = runs.SUCCEEDED
             try:
                 kernel = pool.acquire()
                 _run_notebook(run, pipeline.stage(name), kernel, root, progress)
                 _check_outputs(run, pipeline.stage(name))
             except StageFailedError as exc:
-                error, status = exc, "failed"
+                error, status = exc, runs.FAILED
                 if isinstance(exc, CellTimeoutError):
                     # nbclient does not interrupt a timed-out cell: it is still running in that
                     # kernel, and anything sent there next (closing the MLflow runs) would wait for it.
                     pool.release()
             except PipelineError as exc:
-                error, status = StageFailedError(str(exc)), "failed"
+                error, status = StageFailedError(str(exc)), runs.FAILED
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-                status, interruption = "interrupted", exc
+                status, interruption = runs.INTERRUPTED, exc
             duration = time.monotonic() - started
-            notebook = run.run_dir / f"{name}.ipynb"
+            notebook = runs.stage_notebook(run.run_dir, name)
             if notebook.exists():
                 renders[name] = renderer.submit(_render, notebook)
-            record.update(status=status, end=manifests.now(), duration_s=round(duration, 3),
+            record.update(status=status, end=runs.now(), duration_s=round(duration, 3),
                           notebook=notebook.name if notebook.exists() else None,
-                          outputs=_list_outputs(run.run_dir / name))
+                          outputs=_list_outputs(runs.stage_dir(run.run_dir, name)))
             if error is not None:
                 record["error"] = getattr(error, "details", {"summary": str(error)})
             _record_run_facts(run, pipeline, name)
-            manifests.write(run.run_dir, run.manifest)
-            if status != "succeeded":
+            runs.write(run.run_dir, run.manifest)
+            if status != runs.SUCCEEDED:
                 for later in run.stages[number:]:
-                    run.manifest["stages"][later]["status"] = "skipped"
+                    run.manifest["stages"][later]["status"] = runs.SKIPPED
                 outcome = (name, status, error, duration)
                 break
             say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
@@ -259,7 +242,7 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
         run.manifest["stages"][name]["html"] = html.name if html else None
         page = report_page(html) if html else None
         run.manifest["stages"][name]["report"] = page.name if page and page.is_file() else None
-    final_status = outcome[1] if outcome else "succeeded"
+    final_status = outcome[1] if outcome else runs.SUCCEEDED
     _close_tracking(run, htmls, final_status, pool)
     failure = None
     if outcome and outcome[2] is not None:
@@ -267,17 +250,17 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
     _finish_manifest(run, final_status, failure)
     if outcome is None:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
-            f"  report: {paths.relative_to_root(run.run_dir / 'index.html')}")
+            f"  report: {paths.relative_to_root(runs.index_file(run.run_dir))}")
         decision = verdict_line(run.manifest)
         if decision:  # last, so that a rejection is the line nobody misses
             say(decision)
         return 0
     name, status, error, duration = outcome
-    if status == "interrupted":
+    if status == runs.INTERRUPTED:
         say(f"  [{run.stages.index(name) + 1}/{total}] {name} interrupted after {duration:.1f} s; kept what "
             f"was written in {paths.relative_to_root(run.run_dir)}")
         raise interruption
-    say(_failure_block(run, name, error, run.run_dir / f"{name}.ipynb", htmls.get(name)))
+    say(_failure_block(run, name, error, runs.stage_notebook(run.run_dir, name), htmls.get(name)))
     return error.exit_code
 
 
@@ -288,9 +271,9 @@ def _record_run_facts(run: PlannedRun, pipeline: PipelineSpec, stage: str) -> No
     from modelfactory.ops.report import read_metrics
 
     if pipeline.stage(stage).headline:
-        run.manifest["headline_metrics"] = read_metrics(run.run_dir / stage / "metrics.json")
+        run.manifest["headline_metrics"] = read_metrics(runs.stage_dir(run.run_dir, stage) / "metrics.json")
     for name in pipeline.stage(stage).records:  # decisions worth seeing in the manifest (the gate's)
-        run.manifest[Path(name).stem] = read_metrics(run.run_dir / stage / name)
+        run.manifest[Path(name).stem] = read_metrics(runs.stage_dir(run.run_dir, stage) / name)
 
 
 def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:
@@ -300,7 +283,7 @@ def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) ->
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    output = run.run_dir / f"{stage.name}.ipynb"
+    output = runs.stage_notebook(run.run_dir, stage.name)
     parameters = {
         "model": run.params["model"]["name"], "env": run.params["env"]["name"],
         "params": run.params, "run_dir": paths.relative_to_root(run.run_dir, root),
@@ -370,7 +353,7 @@ def _strip_machine_paths(output: Path, root: Path) -> None:
 
 
 def _check_outputs(run: PlannedRun, stage) -> None:
-    missing = [f for f in stage.produces if not (run.run_dir / stage.name / f).exists()]
+    missing = [f for f in stage.produces if not (runs.stage_dir(run.run_dir, stage.name) / f).exists()]
     if missing:
         raise PipelineError(
             f"stage {stage.name} finished but did not write {', '.join(missing)} "
@@ -396,11 +379,11 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
     Runs in the warm kernel when it is alive (MLflow is imported there already), else in a
     short-lived Python process.
     """
-    to_mlflow = {"succeeded": "FINISHED", "interrupted": "KILLED"}
+    to_mlflow = {runs.SUCCEEDED: "FINISHED", runs.INTERRUPTED: "KILLED"}
     stages = []
     for name in run.stages:
         record = run.manifest["stages"][name]
-        if record["status"] in ("succeeded", "failed", "interrupted"):
+        if record["status"] in (runs.SUCCEEDED, runs.FAILED, runs.INTERRUPTED):
             files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html"), record.get("report"))
                      if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
@@ -408,7 +391,7 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
     code = ("from modelfactory.ops.tracking import finish_pipeline_run as _mf_finish\n"
             f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
     kernel = pool.current
-    if final_status != "interrupted" and kernel is not None and kernel.alive:
+    if final_status != runs.INTERRUPTED and kernel is not None and kernel.alive:
         ename, evalue = kernel.run(code)
         if ename is None:
             return
@@ -422,10 +405,10 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
 def _finish_manifest(run: PlannedRun, status: str, error: str | None = None) -> None:
     from modelfactory.ops.report import write_index
 
-    run.manifest.update(status=status, finished=manifests.now())
+    run.manifest.update(status=status, finished=runs.now())
     if error is not None:  # the one line the user saw, so the folder alone says why the run failed
         run.manifest["error"] = " ".join(error.split())[:1000]
-    manifests.write(run.run_dir, run.manifest)
+    runs.write(run.run_dir, run.manifest)
     write_index(run.run_dir, run.manifest)
 
 
@@ -433,9 +416,8 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
     details = getattr(error, "details", {})
     count = details.get("execution_count")
     where = f"at cell In [{count}]" if count else "at the cell after the red banner in the notebook"
-    rerun = (f"{paths.command_prefix()} run --model {run.params['model']['name']} --env {run.params['env']['name']} "
-             f"--stages {stage} --params-file {paths.relative_to_root(run.run_dir / 'params.yaml')} "
-             f"--from-run {run.run_id}")
+    rerun = runs.rerun_command(run.params["model"]["name"], env=run.params["env"]["name"], stages=[stage],
+                               params=runs.params_file(run.run_dir), from_run=run.run_id)
     lines = [
         f"FAILED stage {stage} of run {run.run_id} {where}",
         f"  error:    {details.get('summary', str(error))}",
@@ -475,32 +457,32 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     planned: list[PlannedRun] = []
     try:
         planned = create_runs(checked, pipeline, argv)
-        with manifests.Heartbeat([run.run_dir for run in planned]):
+        with runs.Heartbeat([run.run_dir for run in planned]):
             return execute(planned, pipeline, pool, say, progress)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
         from modelfactory.ops.tracking import RUN_FILE
 
         for run in planned:
-            if run.manifest["status"] == "running":
+            if run.manifest["status"] == runs.RUNNING:
                 for record in run.manifest["stages"].values():
-                    if record["status"] in ("pending", "running"):
-                        record["status"] = "interrupted" if record["status"] == "running" else "skipped"
+                    if record["status"] in (runs.PENDING, runs.RUNNING):
+                        record["status"] = runs.INTERRUPTED if record["status"] == runs.RUNNING else runs.SKIPPED
                 if (run.run_dir / RUN_FILE).is_file():  # its MLflow runs were opened: end them as KILLED
-                    _close_tracking(run, {}, "interrupted", pool)
-                _finish_manifest(run, "interrupted")
+                    _close_tracking(run, {}, runs.INTERRUPTED, pool)
+                _finish_manifest(run, runs.INTERRUPTED)
         raise
     except Exception as exc:  # a user error after the folders exist (runner.preload), or a bug
         message = str(exc) if isinstance(exc, ModelfactoryError) else f"{type(exc).__name__}: {exc}"
         for run in planned:
-            if run.manifest["status"] == "running":
-                started = any(r["status"] == "running" for r in run.manifest["stages"].values())
+            if run.manifest["status"] == runs.RUNNING:
+                started = any(r["status"] == runs.RUNNING for r in run.manifest["stages"].values())
                 for record in run.manifest["stages"].values():
-                    if record["status"] in ("pending", "running"):
-                        record["status"] = "failed" if record["status"] == "running" else "skipped"
+                    if record["status"] in (runs.PENDING, runs.RUNNING):
+                        record["status"] = runs.FAILED if record["status"] == runs.RUNNING else runs.SKIPPED
                 if started:
-                    _finish_manifest(run, "failed", message)
+                    _finish_manifest(run, runs.FAILED, message)
                 else:
-                    _finish_manifest(run, "not started")
+                    _finish_manifest(run, runs.NOT_STARTED)
         raise
     finally:
         pool.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelfactory import paths
-from modelfactory.ops import render, tracking
+from modelfactory.ops import render, runs, tracking
 from modelfactory.errors import PipelineError
 from modelfactory.schema import Params
 
@@ -151,7 +151,7 @@ def open_stage(name: str, params: Mapping, run_dir: str | Path | None = None) ->
     checked = Params.model_validate(dict(params)).model_dump(mode="json")
     model, env = checked["model"]["name"], checked["env"]["name"]
     interactive = run_dir is None
-    folder = paths.interactive_run_dir(model, env) if interactive else _absolute(run_dir)
+    folder = runs.interactive_run_dir(model, env) if interactive else _absolute(run_dir)
     (folder / name).mkdir(parents=True, exist_ok=True)
     random.seed(checked["seed"])
     import numpy as np

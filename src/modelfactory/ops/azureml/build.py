@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from modelfactory import paths
+from modelfactory.ops import runs
 from modelfactory.ops.azureml import checks, jobs, schedule
 from modelfactory.errors import ModelfactoryError
 
@@ -48,7 +49,7 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     """
     quiet_azure_logs()
     root = root or paths.project_root()
-    folder = paths.runs_dir(root) / run_id / "azureml"
+    folder = runs.azureml_dir(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
     submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root, client)
     files = jobs.write_dry_run(submission)
