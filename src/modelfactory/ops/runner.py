@@ -1,34 +1,28 @@
-"""The local runner: executes a pipeline's notebooks with papermill into runs/<run-id>/.
+"""The local runner: plans a pipeline's runs into runs/<run-id>/ and executes them.
 
-For each stage: papermill runs the notebook with the resolved params injected, the executed
-notebook is rendered to HTML, its MLflow run is closed with both attached, and the manifest is
-rewritten. A failing stage leaves its notebook (with papermill's banner at the failing cell) and
-prints one command that reruns just that stage with the same params.
+Planning checks every request (params, stages, the inputs of stages not run, the data) before any
+kernel starts, then makes the run folders. Executing hands each run to the stage loop
+(stage_loop.py, which runs the notebooks through notebook_run.py), then closes the MLflow runs with
+the notebooks and HTML attached, finishes the manifest and says how the run ended. A failing stage
+leaves its notebook (with papermill's banner at the failing cell) and prints one command that reruns
+just that stage with the same params.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelfactory.ops import runs
 from modelfactory import params as params_mod
 from modelfactory import paths
-from modelfactory.errors import (
-    CellTimeoutError,
-    KernelDiedError,
-    ModelfactoryError,
-    PipelineError,
-    StageFailedError,
-)
+from modelfactory.errors import ModelfactoryError, PipelineError, StageFailedError
+from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
-from modelfactory.ops.render import report_page
+from modelfactory.ops.stage_loop import PlannedRun, list_outputs, run_stages
 from modelfactory.ops.verdict import verdict_line
 
 
@@ -43,18 +37,6 @@ class RunRequest:
     params_file: str | None = None
     from_run: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
-
-
-@dataclass
-class PlannedRun:
-    """A run folder, its params and the stages it will execute."""
-
-    request: RunRequest
-    run_id: str
-    run_dir: Path
-    params: dict
-    stages: list[str]
-    manifest: dict
 
 
 def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
@@ -103,7 +85,7 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
             if name in sources:
                 shutil.copytree(runs.stage_dir(sources[name], name), runs.stage_dir(run_dir, name))
                 record.update(status=runs.REUSED, reused_from=sources[name].name,
-                              outputs=_list_outputs(runs.stage_dir(run_dir, name)))
+                              outputs=list_outputs(runs.stage_dir(run_dir, name)))
             stage_records[name] = record
         manifest = runs.new_manifest(run_id, model, env, pipeline.name, argv, params_mod.params_hash(resolved),
                                      req.overrides, data_record, runs.git_state(root), stage_records)
@@ -187,190 +169,26 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
 
 def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
                  say: Callable[[str], None], progress: bool) -> int:
-    """Run one model's stages in order; stop at the first that does not succeed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    total = len(run.stages)
+    """Run one model's stages, close its records and say how it ended; the exit code."""
     say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
         f"stages {', '.join(run.stages)}")
-    renders = {}
-    outcome: tuple[str, str, StageFailedError | None, float] | None = None
-    interruption: KeyboardInterrupt | None = None
-    # HTML renders in a background thread while the kernel (another process) runs the next stage.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as renderer:
-        for number, name in enumerate(run.stages, 1):
-            record = run.manifest["stages"][name]
-            record.update(status=runs.RUNNING, start=runs.now())
-            runs.write(run.run_dir, run.manifest)
-            say(f"  [{number}/{total}] {name} ...")
-            started = time.monotonic()
-            error: StageFailedError | None = None
-            status = runs.SUCCEEDED
-            try:
-                kernel = pool.acquire()
-                _run_notebook(run, pipeline.stage(name), kernel, root, progress)
-                _check_outputs(run, pipeline.stage(name))
-            except StageFailedError as exc:
-                error, status = exc, runs.FAILED
-                if isinstance(exc, CellTimeoutError):
-                    # nbclient does not interrupt a timed-out cell: it is still running in that
-                    # kernel, and anything sent there next (closing the MLflow runs) would wait for it.
-                    pool.release()
-            except PipelineError as exc:
-                error, status = StageFailedError(str(exc)), runs.FAILED
-            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-                status, interruption = runs.INTERRUPTED, exc
-            duration = time.monotonic() - started
-            notebook = runs.stage_notebook(run.run_dir, name)
-            if notebook.exists():
-                renders[name] = renderer.submit(_render, notebook)
-            record.update(status=status, end=runs.now(), duration_s=round(duration, 3),
-                          notebook=notebook.name if notebook.exists() else None,
-                          outputs=_list_outputs(runs.stage_dir(run.run_dir, name)))
-            if error is not None:
-                record["error"] = getattr(error, "details", {"summary": str(error)})
-            _record_run_facts(run, pipeline, name)
-            runs.write(run.run_dir, run.manifest)
-            if status != runs.SUCCEEDED:
-                for later in run.stages[number:]:
-                    run.manifest["stages"][later]["status"] = runs.SKIPPED
-                outcome = (name, status, error, duration)
-                break
-            say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
-        htmls = {name: future.result() for name, future in renders.items()}
-    for name, html in htmls.items():
-        run.manifest["stages"][name]["html"] = html.name if html else None
-        page = report_page(html) if html else None
-        run.manifest["stages"][name]["report"] = page.name if page and page.is_file() else None
-    final_status = outcome[1] if outcome else runs.SUCCEEDED
-    _close_tracking(run, htmls, final_status, pool)
-    failure = None
-    if outcome and outcome[2] is not None:
-        failure = f"stage {outcome[0]}: {getattr(outcome[2], 'details', {}).get('summary', str(outcome[2]))}"
-    _finish_manifest(run, final_status, failure)
-    if outcome is None:
+    outcome = run_stages(run, pipeline, pool, root, say, progress)
+    _close_tracking(run, outcome.htmls, outcome.status, pool)
+    _finish_manifest(run, outcome.status, outcome.failure)
+    if outcome.status == runs.SUCCEEDED:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
             f"  report: {paths.relative_to_root(runs.index_file(run.run_dir))}")
         decision = verdict_line(run.manifest)
         if decision:  # last, so that a rejection is the line nobody misses
             say(decision)
         return 0
-    name, status, error, duration = outcome
-    if status == runs.INTERRUPTED:
-        say(f"  [{run.stages.index(name) + 1}/{total}] {name} interrupted after {duration:.1f} s; kept what "
-            f"was written in {paths.relative_to_root(run.run_dir)}")
-        raise interruption
-    say(_failure_block(run, name, error, runs.stage_notebook(run.run_dir, name), htmls.get(name)))
-    return error.exit_code
-
-
-def _record_run_facts(run: PlannedRun, pipeline: PipelineSpec, stage: str) -> None:
-    """The data hash once the dataset exists; the headline metrics once the headline stage ran."""
-    if pipeline.dataset and pipeline.dataset.startswith(f"{stage}/"):
-        run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset)
-    from modelfactory.ops.report import read_metrics
-
-    if pipeline.stage(stage).headline:
-        run.manifest["headline_metrics"] = read_metrics(runs.stage_dir(run.run_dir, stage) / "metrics.json")
-    for name in pipeline.stage(stage).records:  # decisions worth seeing in the manifest (the gate's)
-        run.manifest[Path(name).stem] = read_metrics(runs.stage_dir(run.run_dir, stage) / name)
-
-
-def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:
-    import nbformat
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError as NbTimeout
-    from nbclient.exceptions import DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    output = runs.stage_notebook(run.run_dir, stage.name)
-    parameters = {
-        "model": run.params["model"]["name"], "env": run.params["env"]["name"],
-        "params": run.params, "run_dir": paths.relative_to_root(run.run_dir, root),
-    }
-    timeout = run.params["runner"]["cell_timeout_seconds"]
-    try:
-        pm.execute_notebook(
-            str(root / stage.notebook), str(output), parameters=parameters,
-            kernel_name=run.params["runner"]["kernel"], progress_bar=progress, log_output=False,
-            execution_timeout=timeout, km=kernel.km,
-        )
-    except PapermillExecutionError as exc:
-        raise _cell_error(StageFailedError, exc.exec_count, exc.cell_index, f"{exc.ename}: {exc.evalue}",
-                          exc.ename) from None
-    except (DeadKernelError, NbTimeout) as exc:
-        nb = nbformat.read(output, as_version=4)
-        index, cell = _running_cell(nb)
-        if isinstance(exc, NbTimeout):
-            kind, line = CellTimeoutError, f"cell ran longer than runner.cell_timeout_seconds={timeout}"
-        else:
-            kind, line = KernelDiedError, "the kernel died (killed, or out of memory)"
-        _add_banner(nb, index, line)
-        nbformat.write(nb, output)
-        raise _cell_error(kind, cell.get("execution_count") if cell else None, index, line, kind.__name__) from None
-    finally:
-        _strip_machine_paths(output, root)
-
-
-def _cell_error(kind, exec_count, cell_index, line: str, ename: str) -> StageFailedError:
-    error = kind(line)
-    error.details = {"summary": line, "ename": ename, "cell_index": cell_index, "execution_count": exec_count}
-    return error
-
-
-def _running_cell(nb) -> tuple[int, dict | None]:
-    """The cell that was executing when the kernel died or the clock ran out: the last one started."""
-    started = [i for i, c in enumerate(nb.cells)
-               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
-    if not started:
-        return 0, None
-    return started[-1], nb.cells[started[-1]]
-
-
-def _add_banner(nb, index: int, line: str) -> None:
-    import nbformat
-    from papermill.execute import ERROR_MARKER_TAG
-
-    banner = nbformat.v4.new_markdown_cell(
-        f'<span style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;">'
-        f"Execution stopped in the next cell: {line}</span>")
-    banner.metadata["tags"] = [ERROR_MARKER_TAG]
-    nb.cells.insert(index, banner)
-
-
-def _strip_machine_paths(output: Path, root: Path) -> None:
-    """papermill records absolute input/output paths; keep them relative to the project."""
-    import nbformat
-
-    if not output.exists():
-        return
-    nb = nbformat.read(output, as_version=4)
-    meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if meta.get(key):
-            meta[key] = paths.relative_to_root(Path(meta[key]), root)
-    nbformat.write(nb, output)
-
-
-def _check_outputs(run: PlannedRun, stage) -> None:
-    missing = [f for f in stage.produces if not (runs.stage_dir(run.run_dir, stage.name) / f).exists()]
-    if missing:
-        raise PipelineError(
-            f"stage {stage.name} finished but did not write {', '.join(missing)} "
-            f"(declared under produces: in pipelines/{run.manifest['pipeline']}.yaml)"
-        )
-
-
-def _render(notebook: Path) -> Path | None:
-    if not notebook.exists():
-        return None
-    from modelfactory.ops.render import render_notebook
-
-    try:
-        return render_notebook(notebook)
-    except Exception as exc:  # a report that cannot render must not hide the stage's own result
-        print(f"  warning: could not render {notebook.name} to HTML: {exc}", file=sys.stderr)
-        return None
+    if outcome.status == runs.INTERRUPTED:
+        say(f"  [{run.stages.index(outcome.stage) + 1}/{len(run.stages)}] {outcome.stage} interrupted after "
+            f"{outcome.duration_s:.1f} s; kept what was written in {paths.relative_to_root(run.run_dir)}")
+        raise outcome.interruption
+    say(_failure_block(run, outcome.stage, outcome.error, runs.stage_notebook(run.run_dir, outcome.stage),
+                       outcome.htmls.get(outcome.stage)))
+    return outcome.error.exit_code
 
 
 def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status: str, pool) -> None:
@@ -388,8 +206,7 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
                      if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
     args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
-    code = ("from modelfactory.ops.tracking import finish_pipeline_run as _mf_finish\n"
-            f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
+    code = kernel_code.call(kernel_code.finish_tracking, *args)
     kernel = pool.current
     if final_status != runs.INTERRUPTED and kernel is not None and kernel.alive:
         ename, evalue = kernel.run(code)
@@ -427,20 +244,6 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
         lines.append(f"  report:   {paths.relative_to_root(html)}")
     lines.append(f"  rerun:    {rerun}")
     return "\n".join(lines)
-
-
-def _list_outputs(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def _file_hash(path: Path) -> str | None:
-    import hashlib
-
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),

@@ -179,18 +179,3 @@ def finish_stage(stage: Stage) -> pd.DataFrame:
         {"output": [p.relative_to(stage.folder).as_posix() for p in files],
          "bytes": [p.stat().st_size for p in files]}
     ).set_index("output")
-
-
-
-def reset_kernel_state() -> None:
-    """Between two notebooks in one kernel: end MLflow runs, close figures, empty the namespace."""
-    import sys
-
-    if "mlflow" in sys.modules:
-        while sys.modules["mlflow"].active_run():
-            sys.modules["mlflow"].end_run(status="KILLED")
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
-    from IPython import get_ipython
-
-    get_ipython().reset(new_session=False)
