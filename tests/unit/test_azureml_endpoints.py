@@ -8,6 +8,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
+from modelfactory.errors import AzureSpecError
 from modelfactory.ops.azureml import deployment
 
 
@@ -70,7 +71,7 @@ def test_specs_load_with_azure_ai_ml_and_carry_the_params_traffic(package, tmp_p
      "online endpoint name 'diabetes-stage-endpoint-for-the-whole-company' is not valid in Azure ML"),
 ])
 def test_bad_endpoint_params_are_one_line_naming_the_key(package, override, message):
-    with pytest.raises(deployment.DeploymentSpecError) as info:
+    with pytest.raises(AzureSpecError) as info:
         deployment.build_specs(package, _params("stage", override))
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
@@ -86,7 +87,7 @@ def test_the_scoring_script_must_exist_parse_and_keep_the_contract(package, tmp_
     broken = tmp_path / "package"
     shutil.copytree(package, broken)
     breakage(broken)
-    with pytest.raises(deployment.DeploymentSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(AzureSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         deployment.build_specs(broken, _params())
 
 
@@ -139,5 +140,5 @@ def test_shift_promote_and_rollback_move_traffic_on_the_live_endpoint(package):
     assert _sent(client.online_endpoints)[-1].traffic == {"blue": 100, "green": 0}
     rollout.rollback()
     assert _sent(client.online_endpoints)[-1].traffic == {"blue": 100, "green": 0}
-    with pytest.raises(deployment.DeploymentSpecError, match="--to green=120: expected blue=N or green=N"):
+    with pytest.raises(AzureSpecError, match="--to green=120: expected blue=N or green=N"):
         rollout.shift("green=120")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelfactory.errors import EXIT_INTERRUPTED, ModelfactoryError, ParamsError
+from modelfactory.errors import EXIT_INTERRUPTED, AzureSpecError, ModelfactoryError, ParamsError
 
 EPILOG = ("exit codes: 0 ok, 1 stage failed, 2 user error, 3 kernel died, 4 cell timeout, 130 interrupted (Ctrl-C), "
           "143 terminated (SIGTERM)")
@@ -517,7 +517,7 @@ def _cmd_endpoint(args, argv) -> int:
     build.quiet_azure_logs()
     params = resolve(args.model, args.env, args.overrides, args.params_file)
     if args.action == "shift" and not args.to:
-        raise deployment.DeploymentSpecError("endpoint shift needs --to, e.g. --to green=25")
+        raise AzureSpecError("endpoint shift needs --to, e.g. --to green=25")
     # only deploy ships a new model; the other actions move traffic between what is already there
     release = prepare_release(params, args.from_run, args.force, check_gate=args.action == "deploy")
     specs = deployment.build_specs(release.package, params, tags=release.tags)
@@ -525,7 +525,7 @@ def _cmd_endpoint(args, argv) -> int:
     files = deployment.write_specs(specs, folder)
     problems = deployment.validate_specs(folder)
     if problems:
-        raise deployment.DeploymentSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder)}: "
+        raise AzureSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder)}: "
                                              + "; ".join(problems))
     print(f"{specs.online_endpoint.name}: {release.registered_name} version {release.version} "
           f"({release.record['source']}, gate {release.record['gate']}"

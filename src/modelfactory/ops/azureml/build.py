@@ -21,13 +21,7 @@ import yaml
 from modelfactory import paths
 from modelfactory.ops import runs
 from modelfactory.ops.azureml import checks, jobs, schedule
-from modelfactory.errors import ModelfactoryError
-
-
-class SpecValidationError(ModelfactoryError):
-    """A generated Azure ML spec does not load or validate; every problem is listed."""
-
-    exit_code = 2
+from modelfactory.errors import AzureSpecError
 
 
 def quiet_azure_logs() -> None:
@@ -42,7 +36,7 @@ def quiet_azure_logs() -> None:
 
 
 def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, client=None) -> jobs.Submission:
-    """Build and write every spec for one model and env; raise SpecValidationError on any problem.
+    """Build and write every spec for one model and env; raise AzureSpecError on any problem.
 
     No data is copied: the model's data is a job input (data_assets.job_input). ``client`` (a real
     submit) lets the workspace resolve an asset's latest version and type.
@@ -62,8 +56,8 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     submission.files = files
     problems = validate_folder(folder)
     if problems:
-        raise SpecValidationError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder, root)}: "
-                                  + "; ".join(problems))
+        raise AzureSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder, root)}: "
+                             + "; ".join(problems))
     return submission
 
 

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from modelfactory import paths
 from modelfactory.core import remote_data
-from modelfactory.errors import DataValidationError, ParamsError
+from modelfactory.errors import AzureSpecError, DataValidationError, ParamsError
 
 ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>[A-Za-z0-9_.-]+)|@(?P<label>latest))$")
 DATASTORE_URI = re.compile(r"^azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?"
@@ -252,11 +252,11 @@ def write_asset_spec(record: Mapping, folder: Path) -> tuple[Path, object]:
     try:
         loaded = load_data(str(path))
     except Exception as exc:  # azure-ai-ml raises marshmallow, its own and OS errors for a bad file
-        raise build.SpecValidationError(f"{paths.relative_to_root(path)}: does not load: {build.load_error(exc)}") from None
+        raise AzureSpecError(f"{paths.relative_to_root(path)}: does not load: {build.load_error(exc)}") from None
     expected = (record["name"], str(record["version"]), "uri_file", record["hash"])
     got = (loaded.name, str(loaded.version), loaded.type, (loaded.tags or {}).get("content_hash"))
     if got != expected:
-        raise build.SpecValidationError(f"{paths.relative_to_root(path)}: loads as {got}, expected {expected}")
+        raise AzureSpecError(f"{paths.relative_to_root(path)}: loads as {got}, expected {expected}")
     return path, loaded
 
 

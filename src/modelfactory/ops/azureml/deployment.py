@@ -15,17 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import AzureSpecError, ModelfactoryError
 
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
-
-
-class DeploymentSpecError(ModelfactoryError):
-    """An endpoint or deployment spec that Azure ML would refuse."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -119,8 +113,8 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
             logging_level="info"))
     for value, kind in ((name, "online endpoint"), (batch_name, "batch endpoint")):
         if not ENDPOINT_NAME.match(value):
-            raise DeploymentSpecError(f"{kind} name '{value}' is not valid in Azure ML: 3-32 letters, digits or "
-                                      "hyphens, starting with a letter (azure.online.name / azure.batch.name)")
+            raise AzureSpecError(f"{kind} name '{value}' is not valid in Azure ML: 3-32 letters, digits or "
+                                 "hyphens, starting with a letter (azure.online.name / azure.batch.name)")
     return EndpointSpecs(endpoint, deployments, batch_endpoint, batch_deployment)
 
 
@@ -128,42 +122,42 @@ def check_traffic(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> None
     """Live traffic sums to 100 over known colours; mirrored traffic goes to a colour with no live share."""
     unknown = [c for c in {**traffic, **mirror} if c not in COLOURS]
     if unknown:
-        raise DeploymentSpecError(f"azure.online: unknown deployment '{unknown[0]}'; the deployments are blue and green")
+        raise AzureSpecError(f"azure.online: unknown deployment '{unknown[0]}'; the deployments are blue and green")
     if any(not 0 <= share <= 100 for share in [*traffic.values(), *mirror.values()]):
-        raise DeploymentSpecError("azure.online: every traffic share is a percentage, 0 to 100")
+        raise AzureSpecError("azure.online: every traffic share is a percentage, 0 to 100")
     if sum(traffic.values()) != 100:
         shown = ", ".join(f"{c}={p}" for c, p in traffic.items())
-        raise DeploymentSpecError(f"azure.online.traffic: {shown} sums to {sum(traffic.values())}, not 100")
+        raise AzureSpecError(f"azure.online.traffic: {shown} sums to {sum(traffic.values())}, not 100")
     for colour, share in mirror.items():
         if share and traffic.get(colour):
-            raise DeploymentSpecError(f"azure.online.mirror: {colour} already takes live traffic; mirror to the "
-                                      "deployment that takes none")
+            raise AzureSpecError(f"azure.online.mirror: {colour} already takes live traffic; mirror to the "
+                                 "deployment that takes none")
         if share > 50:
-            raise DeploymentSpecError(f"azure.online.mirror: {colour}={share}; Azure ML mirrors at most 50%")
+            raise AzureSpecError(f"azure.online.mirror: {colour}={share}; Azure ML mirrors at most 50%")
 
 
 def check_package(package: Path) -> None:
     """The package a deployment uploads: score.py present and parsing, with init() and run()."""
     script = package / "score.py"
     if not script.is_file():
-        raise DeploymentSpecError(f"{package}: no score.py; run the deploy stage first")
+        raise AzureSpecError(f"{package}: no score.py; run the deploy stage first")
     try:
         tree = ast.parse(script.read_text(), filename=str(script))
     except SyntaxError as exc:
-        raise DeploymentSpecError(f"{script}:{exc.lineno}: does not parse: {exc.msg}") from None
+        raise AzureSpecError(f"{script}:{exc.lineno}: does not parse: {exc.msg}") from None
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     missing = [f for f in ("init", "run") if f not in defined]
     if missing:
-        raise DeploymentSpecError(f"{script}: no {' or '.join(missing)}() (the Azure ML scoring contract)")
+        raise AzureSpecError(f"{script}: no {' or '.join(missing)}() (the Azure ML scoring contract)")
     if not list((package / "model").rglob("MLmodel")):
-        raise DeploymentSpecError(f"{package}/model: no MLmodel; run the deploy stage first")
+        raise AzureSpecError(f"{package}/model: no MLmodel; run the deploy stage first")
 
 
 def shifted(to: str) -> dict[str, int]:
     """New live traffic for ``shift --to green=N`` (the other colour takes the rest)."""
     colour, _, share = to.partition("=")
     if colour not in COLOURS or not share.isdigit() or not 0 <= int(share) <= 100:
-        raise DeploymentSpecError(f"--to {to}: expected blue=N or green=N with N from 0 to 100")
+        raise AzureSpecError(f"--to {to}: expected blue=N or green=N with N from 0 to 100")
     other = COLOURS[1 - COLOURS.index(colour)]
     return {colour: int(share), other: 100 - int(share)}
 
@@ -206,7 +200,7 @@ def validate_specs(folder: Path) -> list[str]:
     if endpoint is not None:
         try:
             check_traffic(endpoint.traffic or {}, endpoint.mirror_traffic or {})
-        except DeploymentSpecError as exc:
+        except AzureSpecError as exc:
             problems.append(f"endpoint.yaml: {exc}")
         if not ENDPOINT_NAME.match(endpoint.name):
             problems.append(f"endpoint.yaml: name '{endpoint.name}' is not a valid endpoint name")
@@ -219,7 +213,7 @@ def validate_specs(folder: Path) -> list[str]:
             code = Path(deployment.code_configuration.code)
             try:
                 check_package(code if code.is_absolute() else folder / code)
-            except DeploymentSpecError as exc:
+            except AzureSpecError as exc:
                 problems.append(f"{colour}.yaml: {exc}")
     return problems
 

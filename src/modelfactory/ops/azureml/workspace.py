@@ -27,23 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelfactory import paths
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import AzureCallError, WorkspaceError
 
 JOB_VARIABLES = ("AZUREML_ARM_SUBSCRIPTION", "AZUREML_ARM_RESOURCEGROUP", "AZUREML_ARM_WORKSPACE_NAME")
 SERVICE_PRINCIPAL = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID")
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
-
-
-class WorkspaceError(ModelfactoryError):
-    """The workspace could not be reached; the message lists every way that was tried."""
-
-    exit_code = 2
-
-
-class AzureCallError(ModelfactoryError):
-    """Azure ML refused or failed a call (an unknown job name, a missing compute, a network error)."""
-
-    exit_code = 1
 
 
 @contextmanager
