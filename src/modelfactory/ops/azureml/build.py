@@ -12,7 +12,6 @@ and loads every file back with azure-ai-ml's own loaders, runs its validation an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,19 +19,8 @@ import yaml
 
 from modelfactory import paths
 from modelfactory.ops import runs
-from modelfactory.ops.azureml import checks, jobs, schedule
+from modelfactory.ops.azureml import checks, jobs, schedule, workspace
 from modelfactory.errors import AzureSpecError
-
-
-def quiet_azure_logs() -> None:
-    """azure-ai-ml prints 'experimental class' and 'anonymous registration' notes on every build.
-
-    Its package sets up its own logger level when imported, so import it first, then quieten.
-    """
-    import azure.ai.ml  # noqa: F401
-
-    for name in ("azure.ai.ml", "azure.identity", "azure.core"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, client=None) -> jobs.Submission:
@@ -41,7 +29,7 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     No data is copied: the model's data is a job input (data_assets.job_input). ``client`` (a real
     submit) lets the workspace resolve an asset's latest version and type.
     """
-    quiet_azure_logs()
+    workspace.quiet_azure_logs()
     root = root or paths.project_root()
     folder = runs.azureml_dir(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,17 +49,11 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     return submission
 
 
-def load_error(exc: Exception) -> str:
-    """An azure-ai-ml load error in one line: the schema's complaint, without its links and advice."""
-    text = str(exc).split("Visit this link")[0]
-    return " ".join(text.split()) or type(exc).__name__
-
-
 def _load_problems(path: Path, loader) -> tuple[object | None, list[str]]:
     try:
         return loader(str(path)), []
     except Exception as exc:  # azure-ai-ml raises marshmallow, its own and OS errors for a bad file
-        return None, [f"{path.name}: does not load: {load_error(exc)}"]
+        return None, [f"{path.name}: does not load: {workspace.load_error(exc)}"]
 
 
 def validate_folder(folder: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Managed online endpoint with blue/green deployments, and a batch endpoint, from a deploy package.
+"""The specs of a managed online endpoint with blue/green deployments, and a batch endpoint, from a
+deploy package (the rollout that sends them is rollout.py).
 
 The package (model, score.py, serving.json, requirements.txt) is what ``release.py`` prepared in a
 new ``runs/endpoint/<model>-<env>-v<N>-<time>/`` folder: the environment's champion by default. Traffic comes from params (``azure.online.traffic``, e.g. blue 90 / green 10)
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfactory.errors import AzureSpecError, ModelfactoryError
+from modelfactory.errors import AzureSpecError
 
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
@@ -153,15 +154,6 @@ def check_package(package: Path) -> None:
         raise AzureSpecError(f"{package}/model: no MLmodel; run the deploy stage first")
 
 
-def shifted(to: str) -> dict[str, int]:
-    """New live traffic for ``shift --to green=N`` (the other colour takes the rest)."""
-    colour, _, share = to.partition("=")
-    if colour not in COLOURS or not share.isdigit() or not 0 <= int(share) <= 100:
-        raise AzureSpecError(f"--to {to}: expected blue=N or green=N with N from 0 to 100")
-    other = COLOURS[1 - COLOURS.index(colour)]
-    return {colour: int(share), other: 100 - int(share)}
-
-
 def write_specs(specs: EndpointSpecs, folder: Path) -> list[Path]:
     """endpoint.yaml, blue.yaml, green.yaml, batch-endpoint.yaml, batch-deployment.yaml in ``folder``."""
     import yaml
@@ -193,7 +185,7 @@ def validate_specs(folder: Path) -> list[str]:
         try:
             loaded[name] = loader(str(folder / name))
         except Exception as exc:  # marshmallow and azure-ai-ml validation errors
-            from modelfactory.ops.azureml.build import load_error
+            from modelfactory.ops.azureml.workspace import load_error
 
             problems.append(f"{name}: does not load: {load_error(exc)}")
     endpoint = loaded.get("endpoint.yaml")
@@ -216,68 +208,3 @@ def validate_specs(folder: Path) -> list[str]:
             except AzureSpecError as exc:
                 problems.append(f"{colour}.yaml: {exc}")
     return problems
-
-
-class EndpointRollout:
-    """Blue/green on a managed online endpoint, through an MLClient.
-
-    Blue serves the live model; green takes each new one. ``deploy`` puts the package on green
-    (and on blue as well when the endpoint is new), then applies the params' traffic split;
-    ``shift`` moves live traffic; ``promote`` puts green's model on blue and sends blue everything;
-    ``rollback`` sends blue everything and green nothing.
-    """
-
-    def __init__(self, client, specs: EndpointSpecs, say=print):
-        self.client, self.specs, self.say = client, specs, say
-        self.name = specs.online_endpoint.name
-
-    def _current(self):
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return self.client.online_endpoints.get(self.name)
-        except ResourceNotFoundError:
-            return None
-
-    def _set_traffic(self, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None):
-        check_traffic(traffic, mirror or {})
-        endpoint = self._current()
-        if endpoint is None:
-            raise ModelfactoryError(f"endpoint {self.name} does not exist yet; run `modelfactory endpoint deploy` first")
-        endpoint.traffic = dict(traffic)
-        endpoint.mirror_traffic = dict(mirror or {})
-        self.client.online_endpoints.begin_create_or_update(endpoint).result()
-        self.say(f"{self.name}: traffic " + ", ".join(f"{c}={p}%" for c, p in traffic.items())
-                 + ("" if not mirror else "; mirrored " + ", ".join(f"{c}={p}%" for c, p in mirror.items())))
-        return endpoint
-
-    def deploy(self):
-        endpoint = self._current()
-        if endpoint is None:
-            fresh = self.specs.online_endpoint
-            live = {"traffic": fresh.traffic, "mirror": fresh.mirror_traffic}
-            fresh.traffic, fresh.mirror_traffic = {}, {}
-            self.say(f"creating endpoint {self.name} ...")
-            self.client.online_endpoints.begin_create_or_update(fresh).result()
-            fresh.traffic, fresh.mirror_traffic = live["traffic"], live["mirror"]
-            colours = COLOURS
-        else:
-            colours = ("green",)
-        for colour in colours:
-            self.say(f"deploying {colour} ({self.specs.deployments[colour].tags.get('model_version')}) ...")
-            self.client.online_deployments.begin_create_or_update(self.specs.deployments[colour]).result()
-        return self._set_traffic(self.specs.online_endpoint.traffic, self.specs.online_endpoint.mirror_traffic)
-
-    def shift(self, to: str):
-        return self._set_traffic(shifted(to))
-
-    def promote(self):
-        green = self.client.online_deployments.get(name="green", endpoint_name=self.name)
-        blue = self.specs.deployments["blue"]
-        blue.model, blue.tags = green.model, {**blue.tags, **(green.tags or {})}
-        self.say(f"putting green's model on blue ({(green.tags or {}).get('model_version', '?')}) ...")
-        self.client.online_deployments.begin_create_or_update(blue).result()
-        return self._set_traffic({"blue": 100, "green": 0})
-
-    def rollback(self):
-        return self._set_traffic({"blue": 100, "green": 0})
