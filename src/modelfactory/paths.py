@@ -1,4 +1,4 @@
-"""Every path modelfactory uses is derived here, and nowhere else.
+"""Every folder modelfactory uses is derived here; what lies inside ``runs/`` is ops/runs.py's to lay out.
 
 The project root is the nearest folder, from the working directory upwards, that holds
 ``params/base.yaml``. That works from the repo root, from ``notebooks/`` in Jupyter, and from a
