@@ -43,7 +43,7 @@ class Stage:
     @property
     def folder(self) -> Path:
         """This stage's own output folder."""
-        return self.run_dir / self.name
+        return runs.stage_dir(self.run_dir, self.name)
 
     def output(self, name: str) -> Path:
         """The path of one of this stage's outputs (its parent folder exists)."""
@@ -53,7 +53,7 @@ class Stage:
 
     def input(self, stage: str, name: str) -> Path:
         """The path of an earlier stage's output; a clear error when it is not there."""
-        path = self.run_dir / stage / name
+        path = runs.stage_dir(self.run_dir, stage) / name
         if not path.exists():
             how = (f"run notebooks/{stage}.ipynb first" if self.interactive
                    else f"the runner should have put it there; check pipelines/ for what {self.name} needs")
@@ -111,7 +111,7 @@ class Stage:
 
         from modelfactory.core import contract
 
-        held = self.run_dir / "explore" / contract.FILE
+        held = runs.stage_dir(self.run_dir, "explore") / contract.FILE
         uri = tracking.log_model(model, example, self.params["tracking"]["model_requirements"],
                                  contract.read_json(held) if held.is_file() else None)
         target = self.folder / "model"
