@@ -74,5 +74,35 @@ class RunNotFoundError(ModelfactoryError):
     exit_code = 2
 
 
+class PromotionError(ModelfactoryError):
+    """The champion changed since the candidate was judged, or the version does not exist."""
+
+    exit_code = 2
+
+
+class RejectedVersionError(PromotionError):
+    """A person asked to promote or deploy a version the gate rejected, without --force."""
+
+
+class AzureSpecError(ModelfactoryError):
+    """A spec Azure ML would refuse: a pipeline job, component, environment, schedule, AutoML job,
+    data asset, endpoint or deployment that does not load or validate (every problem is listed), or
+    the params or arguments that would make one."""
+
+    exit_code = 2
+
+
+class WorkspaceError(ModelfactoryError):
+    """The workspace could not be reached; the message lists every way that was tried."""
+
+    exit_code = 2
+
+
+class AzureCallError(ModelfactoryError):
+    """Azure ML refused or failed a call (an unknown job name, a missing compute, a network error)."""
+
+    exit_code = 1
+
+
 EXIT_INTERRUPTED = 130
 """Exit code after Ctrl-C: what was written so far is kept and marked interrupted."""

@@ -1,4 +1,4 @@
-"""Every path modelfactory uses is derived here, and nowhere else.
+"""Every folder modelfactory uses is derived here; what lies inside ``runs/`` is ops/runs.py's to lay out.
 
 The project root is the nearest folder, from the working directory upwards, that holds
 ``params/base.yaml``. That works from the repo root, from ``notebooks/`` in Jupyter, and from a
@@ -52,21 +52,11 @@ def pipelines_dir(root: Path | None = None) -> Path:
 
 
 def runs_dir(root: Path | None = None) -> Path:
-    """The folder holding one immutable sub-folder per run."""
+    """The folder holding one immutable sub-folder per run (ops/runs.py lays out what is inside it)."""
     override = os.environ.get("MODELFACTORY_RUNS_DIR")
     if override:
         return Path(override).expanduser().resolve()
     return (root or project_root()) / "runs"
-
-
-def interactive_run_dir(model: str, env: str, root: Path | None = None) -> Path:
-    """The scratch run folder that notebooks use when run by hand in Jupyter."""
-    return runs_dir(root) / "interactive" / f"{model}-{env}"
-
-
-def endpoint_releases_dir(root: Path | None = None) -> Path:
-    """Where `modelfactory endpoint` writes each package and its specs, a new folder every time."""
-    return runs_dir(root) / "endpoint"
 
 
 def scored_data_dir(model: str, root: Path | None = None) -> Path:

@@ -103,11 +103,6 @@ class EstimatorSpec(BaseModel):
     scale_features: bool
     preprocess: PreprocessSpec | None = None
 
-    @property
-    def hyperparameters(self) -> dict:
-        """The keys that are not ours: they go to the estimator's constructor."""
-        return dict(self.model_extra or {})
-
 
 class Limits(Section):
     """Bounds a metric must stay within; either may be left out."""

@@ -43,8 +43,8 @@ def test_failing_cell_leaves_the_notebook_and_a_rerun_command(project):
     assert block[3] == f"  report:   runs/{run['run_id']}/explore.html"
     rerun = block[4].removeprefix("  rerun:    ")
     # The command this test started (`<venv python> -m modelfactory`), so that it works when pasted.
-    assert rerun == (f"{sys.executable} -m modelfactory run --model diabetes --env dev --stages explore "
-                     f"--params-file runs/{run['run_id']}/params.yaml --from-run {run['run_id']}")
+    assert rerun == (f"{sys.executable} -m modelfactory run --model diabetes --env dev "
+                     f"--params-file runs/{run['run_id']}/params.yaml --stages explore --from-run {run['run_id']}")
     assert run["status"] == "failed"
     assert run["error"] == ("stage explore: DataValidationError: 1 data check(s) failed: rows: observed 442, "
                             "expected >= 100000 (data.checks.min_rows)")

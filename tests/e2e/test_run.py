@@ -161,8 +161,8 @@ def test_selected_stages_without_earlier_outputs_say_what_is_missing(project):
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: train needs the outputs of stage explore (contract.json, dataset.parquet), but any earlier run of diabetes "
-        "in env dev has no successful explore stage; run it first: modelfactory run --model diabetes "
-        "--env dev --stages explore"
+        f"in env dev has no successful explore stage; run it first: {sys.executable} -m modelfactory run "
+        "--model diabetes --env dev --stages explore"
     )
     assert not (project / "runs").exists() or not list((project / "runs").iterdir())
 

@@ -8,7 +8,8 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from modelfactory.ops.azureml import deployment
+from modelfactory.errors import AzureSpecError
+from modelfactory.ops.azureml import deployment, rollout
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_specs_load_with_azure_ai_ml_and_carry_the_params_traffic(package, tmp_p
      "online endpoint name 'diabetes-stage-endpoint-for-the-whole-company' is not valid in Azure ML"),
 ])
 def test_bad_endpoint_params_are_one_line_naming_the_key(package, override, message):
-    with pytest.raises(deployment.DeploymentSpecError) as info:
+    with pytest.raises(AzureSpecError) as info:
         deployment.build_specs(package, _params("stage", override))
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
@@ -86,7 +87,7 @@ def test_the_scoring_script_must_exist_parse_and_keep_the_contract(package, tmp_
     broken = tmp_path / "package"
     shutil.copytree(package, broken)
     breakage(broken)
-    with pytest.raises(deployment.DeploymentSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(AzureSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         deployment.build_specs(broken, _params())
 
 
@@ -112,7 +113,7 @@ def test_first_deploy_creates_the_endpoint_both_colours_then_sets_traffic(packag
     client.online_endpoints.begin_create_or_update.side_effect = lambda e: (
         existing.append(e), SimpleNamespace(result=lambda: e))[1]
     said = []
-    deployment.EndpointRollout(client, specs, say=said.append).deploy()
+    rollout.EndpointRollout(client, specs, say=said.append).deploy()
     endpoints = _sent(client.online_endpoints)
     assert len(endpoints) == 2 and endpoints[-1].traffic == {"blue": 90, "green": 10}
     assert [d.name for d in _sent(client.online_deployments)] == ["blue", "green"]
@@ -129,15 +130,15 @@ def test_shift_promote_and_rollback_move_traffic_on_the_live_endpoint(package):
     green = ManagedOnlineDeployment(name="green", endpoint_name="diabetes-stage", model="azureml:diabetes:4",
                                     tags={"model_version": "4"})
     client.online_deployments.get.return_value = green
-    rollout = deployment.EndpointRollout(client, specs, say=lambda line: None)
+    steps = rollout.EndpointRollout(client, specs, say=lambda line: None)
 
-    rollout.shift("green=25")
+    steps.shift("green=25")
     assert _sent(client.online_endpoints)[-1].traffic == {"green": 25, "blue": 75}
-    rollout.promote()
+    steps.promote()
     blue = _sent(client.online_deployments)[-1]
     assert blue.name == "blue" and blue.model == "azureml:diabetes:4" and blue.tags["model_version"] == "4"
     assert _sent(client.online_endpoints)[-1].traffic == {"blue": 100, "green": 0}
-    rollout.rollback()
+    steps.rollback()
     assert _sent(client.online_endpoints)[-1].traffic == {"blue": 100, "green": 0}
-    with pytest.raises(deployment.DeploymentSpecError, match="--to green=120: expected blue=N or green=N"):
-        rollout.shift("green=120")
+    with pytest.raises(AzureSpecError, match="--to green=120: expected blue=N or green=N"):
+        steps.shift("green=120")

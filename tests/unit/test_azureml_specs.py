@@ -194,10 +194,10 @@ def test_our_checks_catch_what_azure_ai_ml_lets_through(in_project, breakage):
 
 def test_a_bad_cron_is_refused_before_any_yaml_is_written(in_project):
     from modelfactory.ops.azureml import build
-    from modelfactory.ops.azureml.schedule import ScheduleSpecError
+    from modelfactory.errors import AzureSpecError
     from modelfactory.params import resolve
     from modelfactory.ops.pipeline import load_pipeline
 
     params = resolve("diabetes", "dev", ["azure.schedule.cron=61 3 * * 1"])
-    with pytest.raises(ScheduleSpecError, match=r"'61' is not a minute \(0-59\)"):
+    with pytest.raises(AzureSpecError, match=r"'61' is not a minute \(0-59\)"):
         build.prepare(load_pipeline("training"), params, "dry-cron")

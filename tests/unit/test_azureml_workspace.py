@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from modelfactory.errors import WorkspaceError
 from modelfactory.ops.azureml import workspace
 
 PARAMS = {"workspace": {"subscription_id": "sub-params", "resource_group": "rg-params", "name": "ws-params"}}
@@ -40,7 +41,7 @@ def test_then_params_filled_from_ci_variables(tmp_path):
 
 
 def test_nothing_found_is_one_error_listing_each_way_and_its_fix(tmp_path):
-    with pytest.raises(workspace.WorkspaceError) as info:
+    with pytest.raises(WorkspaceError) as info:
         workspace.connect(EMPTY, credential=object(), root=tmp_path)
     message = str(info.value)
     assert "\n" not in message
@@ -61,7 +62,7 @@ def test_a_failed_sign_in_names_the_workspace_the_credential_and_the_fixes(tmp_p
     monkeypatch.setenv("AZURE_CLIENT_ID", "11111111-2222")
     monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
     monkeypatch.setenv("AZURE_CLIENT_SECRET", secret)
-    with pytest.raises(workspace.WorkspaceError) as info:
+    with pytest.raises(WorkspaceError) as info:
         workspace.connect(PARAMS, credential=RefusingCredential(), root=tmp_path)
     message = str(info.value)
     assert message.startswith("workspace ws-params (from params azure.workspace) found, but signing in failed "

@@ -15,7 +15,7 @@ from unittest.mock import create_autospec
 import pytest
 
 from modelfactory.ops import registry, release
-from modelfactory.errors import ModelfactoryError, RunNotFoundError
+from modelfactory.errors import ModelfactoryError, RejectedVersionError, RunNotFoundError
 from modelfactory.params import resolve
 
 
@@ -76,7 +76,7 @@ def test_promoting_a_rejected_version_is_refused_unless_forced_and_the_force_is_
 
     good, bad = lifecycle.add("dev", passed=True), lifecycle.add("dev", passed=False)
     registry.promote("diabetes-dev", good, None)
-    with pytest.raises(registry.RejectedVersionError) as info:
+    with pytest.raises(RejectedVersionError) as info:
         registry.promote_by_hand("diabetes-dev", bad)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
     assert str(info.value) == ("diabetes-dev version 2 was rejected by the gate (rmse 163 is worse than the baseline's 73); "
@@ -142,7 +142,7 @@ def test_endpoint_refuses_a_rejected_champion_unless_forced_and_records_the_forc
 
     rejected = lifecycle.add("stage", passed=False)
     registry.promote_by_hand("diabetes-stage", rejected, force=True)
-    with pytest.raises(registry.RejectedVersionError, match="pass --force to deploy it anyway"):
+    with pytest.raises(RejectedVersionError, match="pass --force to deploy it anyway"):
         release.prepare_release(lifecycle.params["stage"], None, force=False)
     assert not (lifecycle.root / "runs" / "endpoint").exists() or not list((lifecycle.root / "runs" / "endpoint").iterdir())
     capsys.readouterr()  # what registering printed

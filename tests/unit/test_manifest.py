@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from modelfactory.ops import manifest as manifests
+from modelfactory.ops import runs as manifests
 
 
 def write_run(root: Path, run_id: str, process: dict | None, status: str = "running") -> Path:

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import clean_env
 from modelfactory.ops import cli, verdict
-from modelfactory.ops import manifest as manifests
+from modelfactory.ops import runs as manifests
 from modelfactory.ops.compare import compare_runs, params_diff
 
 REJECTED = {"passed": False, "version": "5", "champion_version": "1",

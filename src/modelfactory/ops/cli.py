@@ -239,7 +239,7 @@ def _key_value(item: str, flag: str) -> tuple[str, str]:
 
 def _cmd_runs(args, argv) -> int:
     from modelfactory.ops.compare import readable_metric
-    from modelfactory.ops.manifest import list_runs
+    from modelfactory.ops.runs import list_runs
     from modelfactory.ops.verdict import gate_cell
 
     found = list_runs(args.model)[: args.limit]
@@ -257,20 +257,20 @@ def _cmd_runs(args, argv) -> int:
 
 
 def _cmd_compare(args, argv) -> int:
+    from modelfactory.ops import runs
     from modelfactory.ops.compare import compare_runs
-    from modelfactory.ops.manifest import find_run
     from modelfactory.yamlfile import read_yaml
 
-    a, b = find_run(args.run_a), find_run(args.run_b)
-    params = [read_yaml(Path(m["_dir"]) / "params.yaml") for m in (a, b)]
+    a, b = runs.find_run(args.run_a), runs.find_run(args.run_b)
+    params = [read_yaml(runs.params_file(Path(m["_dir"]))) for m in (a, b)]
     print("\n".join(compare_runs(a, b, *params)))
     return 0
 
 
 def _cmd_report(args, argv) -> int:
-    from modelfactory.ops.manifest import find_run
+    from modelfactory.ops import runs
 
-    index = Path(find_run(args.run_id)["_dir"]) / "index.html"
+    index = runs.index_file(Path(runs.find_run(args.run_id)["_dir"]))
     print(index)
     if args.open:
         import webbrowser
@@ -309,7 +309,11 @@ def _cmd_data(args, argv) -> int:
         else:
             print(f"{record['name']}:{record['version']} already holds this content (hash {record['hash'][:12]}); "
                   "nothing copied")
-        return _register_on_azure(record, args.dry_run) if args.azure else 0
+        if not args.azure:
+            return 0
+        from modelfactory.ops.azureml.workflows import register_data_asset
+
+        return register_data_asset(record, args.dry_run)
     if args.data_action == "contract":
         return _write_contract(args)
     if args.data_action == "list":
@@ -338,24 +342,6 @@ def _cmd_data(args, argv) -> int:
             print(f"  azure ml    {asset['asset']} in workspace {asset['workspace']} (created {asset['created']})")
         used = data_registry.runs_using(r["name"], r["version"])
         print("  used by     " + (", ".join(f"{u['run_id']} ({u['status']})" for u in used) or "no runs yet"))
-    return 0
-
-
-def _register_on_azure(record: dict, dry_run: bool) -> int:
-    """The registry version as an Azure ML data asset: the spec written and loaded back, then created."""
-    from modelfactory import paths
-    from modelfactory.ops.azureml import data_assets
-
-    folder = paths.runs_dir() / "azureml-data" / f"{record['name']}-v{record['version']}"
-    spec, asset = data_assets.write_asset_spec(record, folder)
-    print(f"  data asset azureml:{record['name']}:{record['version']} (uri_file): spec valid in "
-          f"{paths.relative_to_root(spec)}")
-    if dry_run:
-        print("dry run: nothing was sent to Azure ML")
-        return 0
-    note = data_assets.create_asset(data_assets.connect(), asset, record)
-    print(f"  created {note['asset']} in workspace {note['workspace']}; runs that read "
-          f"{record['name']}:{record['version']} record it")
     return 0
 
 
@@ -451,99 +437,24 @@ def _cmd_champion(args, argv) -> int:
 
 
 def _cmd_submit(args, argv) -> int:
-    from modelfactory import paths
-    from modelfactory.ops.azureml import build, submit, workspace
-    from modelfactory.params import list_models, resolve
-    from modelfactory.ops.pipeline import load_pipeline
-    from modelfactory.ops.runner import new_run_id
+    from modelfactory.ops.azureml.workflows import submit_pipelines
+    from modelfactory.params import list_models
 
-    pipeline = load_pipeline(args.pipeline)
-    prepared = []
-    for model in _models(args, list_models):  # build and check every model before sending any
-        params = resolve(model, args.env, args.overrides, args.params_file)
-        run_id = new_run_id(params["model"]["name"])
-        # a real submit asks the workspace for an asset's latest version and type; a dry run asks nothing
-        client = None if args.dry_run else workspace.connect(params["azure"])
-        submission = build.prepare(pipeline, params, run_id, client=client)
-        print(f"{params['model']['name']} ({params['env']['name']}): specs valid in "
-              f"{paths.relative_to_root(submission.folder)}")
-        for path in submission.files:
-            print(f"  {paths.relative_to_root(path)}")
-        for note in submission.notes:
-            print(f"  note: {note}")
-        prepared.append((params, submission, client))
-    if args.dry_run:
-        print("dry run: nothing was sent to Azure ML")
-        return 0
-    code = 0
-    for params, submission, client in prepared:
-        created = submit.submit(client, submission.job)
-        if params["azure"]["schedule"]["enabled"]:
-            submit.create_schedule(client, submission.folder / "schedule.yaml")
-        if args.wait:
-            spec = params["azure"]["wait"]
-            status = submit.wait(client, created.name, spec["poll_seconds"], spec["timeout_minutes"] * 60)
-            if status != "Completed":
-                submit.bring_home(client, created.name, pipeline)
-                code = 1
-    return code
+    return submit_pipelines(_models(args, list_models), args.env, args.overrides, args.params_file, args.pipeline,
+                            dry_run=args.dry_run, wait=args.wait)
 
 
 def _cmd_jobs(args, argv) -> int:
-    from modelfactory import paths
-    from modelfactory.ops.azureml import build, submit, workspace
-    from modelfactory.params import list_models, resolve
-    from modelfactory.ops.pipeline import load_pipeline
+    from modelfactory.ops.azureml.workflows import job_action
 
-    build.quiet_azure_logs()
-    params = resolve(list_models()[0], args.env)  # the workspace is the environment's, whatever the model
-    client = workspace.connect(params["azure"])
-    if args.action == "show":
-        submit.show(client, args.job_name)
-        return 0
-    home = submit.download_all(client, args.job_name)
-    print(f"downloaded into {paths.relative_to_root(home)}")
-    failed = submit.bring_home(client, args.job_name, load_pipeline(args.pipeline))
-    return 1 if failed else 0
+    return job_action(args.action, args.job_name, args.env, args.pipeline)
 
 
 def _cmd_endpoint(args, argv) -> int:
-    from modelfactory import paths
-    from modelfactory.ops.azureml import build, deployment, workspace
-    from modelfactory.params import resolve
-    from modelfactory.ops.release import prepare_release, record_deployed
+    from modelfactory.ops.azureml.workflows import endpoint_action
 
-    build.quiet_azure_logs()
-    params = resolve(args.model, args.env, args.overrides, args.params_file)
-    if args.action == "shift" and not args.to:
-        raise deployment.DeploymentSpecError("endpoint shift needs --to, e.g. --to green=25")
-    # only deploy ships a new model; the other actions move traffic between what is already there
-    release = prepare_release(params, args.from_run, args.force, check_gate=args.action == "deploy")
-    specs = deployment.build_specs(release.package, params, tags=release.tags)
-    folder = release.specs_folder
-    files = deployment.write_specs(specs, folder)
-    problems = deployment.validate_specs(folder)
-    if problems:
-        raise deployment.DeploymentSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder)}: "
-                                             + "; ".join(problems))
-    print(f"{specs.online_endpoint.name}: {release.registered_name} version {release.version} "
-          f"({release.record['source']}, gate {release.record['gate']}"
-          f"{', FORCED' if release.forced else ''}); specs valid in {paths.relative_to_root(folder)}")
-    for path in files:
-        print(f"  {paths.relative_to_root(path)}")
-    if args.dry_run:
-        if args.action == "shift":
-            print(f"would set traffic {deployment.shifted(args.to)}")
-        print("dry run: nothing was sent to Azure ML")
-        return 0
-    rollout = deployment.EndpointRollout(workspace.connect(params["azure"]), specs)
-    if args.action == "shift":
-        rollout.shift(args.to)
-    else:
-        getattr(rollout, args.action)()
-    if args.action == "deploy":
-        record_deployed(release, specs.online_endpoint.name)
-    return 0
+    return endpoint_action(args.action, args.model, args.env, args.overrides, args.params_file, args.from_run,
+                           args.force, args.to, args.dry_run)
 
 
 def _azure(command):

@@ -116,7 +116,7 @@ def version_file(record: dict) -> Path:
 
 def runs_using(name: str, version) -> list[dict]:
     """The runs whose manifest says they read this version: run id, model, env, status."""
-    from modelfactory.ops.manifest import list_runs
+    from modelfactory.ops.runs import list_runs
 
     used = []
     for manifest in list_runs():

@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from modelfactory.errors import ModelfactoryError
-
-RESET_CODE = "from modelfactory.ops.stage import reset_kernel_state as _mf_reset\n_mf_reset()"
+from modelfactory.ops import kernel_code
 
 
 class KernelSession:
@@ -34,7 +33,7 @@ class KernelSession:
         run_sync(self.km.start_kernel)(cwd=str(cwd), env=dict(env))
         self.kc = self._client()
         self.start_timeout = start_timeout
-        code = "\n".join(f"import {name}" for name in preload)
+        code = kernel_code.call(kernel_code.preload, list(preload)) if preload else None
         # Queued now, executed as soon as the kernel is up: the imports happen while we do other work.
         self._preload = self.kc.execute(code, silent=True, store_history=False) if code else None
 
@@ -127,7 +126,7 @@ class KernelPool:
     def acquire(self) -> KernelSession:
         """A warm kernel for the next stage."""
         if self.params["shared_kernel"] and self.current is not None and self.current.alive:
-            ename, evalue = self.current.run(RESET_CODE)
+            ename, evalue = self.current.run(kernel_code.call(kernel_code.reset))
             if ename is None:
                 return self.current
         self.release()

@@ -21,22 +21,12 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 
 from modelfactory import paths
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import PromotionError, RejectedVersionError
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
 BY_HAND = ("run by hand, so the registry was left alone (set tracking.registry_by_hand: true, "
            "or MODELFACTORY_REGISTRY_BY_HAND=true, to register and promote from Jupyter)")
-
-
-class PromotionError(ModelfactoryError):
-    """The champion changed since the candidate was judged, or the version does not exist."""
-
-    exit_code = 2
-
-
-class RejectedVersionError(PromotionError):
-    """A person asked to promote or deploy a version the gate rejected, without --force."""
 
 
 def registered_name(params: Mapping) -> str:
@@ -98,14 +88,6 @@ def newest_version(name: str) -> str | None:
 def champion_version(name: str) -> str | None:
     """The current champion's version of a registered model, or None."""
     return version_with_role(name, CHAMPION)
-
-
-def load_champion(name: str):
-    """The current champion as a scikit-learn object, or None when there is none yet."""
-    import mlflow.sklearn
-
-    version = champion_version(name)
-    return None if version is None else mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
 def load_version(name: str, version: str | None):

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from modelfactory import paths
+from modelfactory.ops import runs
 from modelfactory.errors import RunNotFoundError
 
 RECORD = "release.json"
@@ -98,7 +99,7 @@ def record_deployed(release: Release, endpoint: str) -> None:
 
 def _run_package(model: str, env: str, run_id: str) -> tuple[str, str]:
     """The run folder of ``run_id`` and the registered version its package holds; it must be of ``env``."""
-    from modelfactory.ops.manifest import list_runs
+    from modelfactory.ops.runs import list_runs
 
     for m in list_runs(model):
         if m["run_id"] != run_id:
@@ -131,7 +132,7 @@ def _package_registered(params: Mapping, name: str, version: str, folder: Path) 
 
 def _new_folder(name: str, version: str) -> Path:
     """``runs/endpoint/<model>-<env>-v<N>-<UTC time>[-k]/``, made here and nowhere else."""
-    base = paths.endpoint_releases_dir()
+    base = runs.endpoint_releases_dir()
     base.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-v{version}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     for attempt in range(1, 1000):

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from modelfactory.ops import verdict
+from modelfactory.ops import runs, verdict
 from modelfactory.ops.render import png_caption
 
 # train keys that configure the pipeline rather than the estimator (the rest are its hyperparameters)
@@ -29,7 +29,7 @@ def read_params(run_dir: Path) -> dict:
     import yaml
 
     try:
-        return yaml.safe_load((run_dir / "params.yaml").read_text()) or {}
+        return yaml.safe_load(runs.params_file(run_dir).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
 
@@ -148,7 +148,7 @@ def write_index(run_dir: Path, manifest: Mapping) -> Path:
         )
     images = []
     for name in reversed(list(manifest["stages"])):  # the latest stage's plots (the evaluation) first
-        for png in sorted((run_dir / name).glob("*.png")):
+        for png in sorted(runs.stage_dir(run_dir, name).glob("*.png")):
             rel = png.relative_to(run_dir).as_posix()
             caption = png_caption(png)
             images.append(f'<figure><a href="{esc(rel)}"><img src="{esc(rel)}" alt="{esc(caption)}"></a>'
@@ -190,7 +190,7 @@ figcaption {{ font-size: .9rem; }}
 <p>Parameters: <a href="params.yaml">params.yaml</a> · Manifest: <a href="manifest.json">manifest.json</a></p>
 </body></html>
 """
-    target = run_dir / "index.html"
+    target = runs.index_file(run_dir)
     target.write_text(page, encoding="utf-8")
     return target
 

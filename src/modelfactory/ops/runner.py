@@ -1,37 +1,28 @@
-"""The local runner: executes a pipeline's notebooks with papermill into runs/<run-id>/.
+"""The local runner: plans a pipeline's runs into runs/<run-id>/ and executes them.
 
-For each stage: papermill runs the notebook with the resolved params injected, the executed
-notebook is rendered to HTML, its MLflow run is closed with both attached, and the manifest is
-rewritten. A failing stage leaves its notebook (with papermill's banner at the failing cell) and
-prints one command that reruns just that stage with the same params.
+Planning checks every request (params, stages, the inputs of stages not run, the data) before any
+kernel starts, then makes the run folders. Executing hands each run to the stage loop
+(stage_loop.py, which runs the notebooks through notebook_run.py), then closes the MLflow runs with
+the notebooks and HTML attached, finishes the manifest and says how the run ended. A failing stage
+leaves its notebook (with papermill's banner at the failing cell) and prints one command that reruns
+just that stage with the same params.
 """
 
 from __future__ import annotations
 
-import json
-import secrets as pyrandom
-import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from modelfactory.ops import manifest as manifests
 from modelfactory import params as params_mod
 from modelfactory import paths
-from modelfactory.errors import (
-    CellTimeoutError,
-    KernelDiedError,
-    ModelfactoryError,
-    PipelineError,
-    StageFailedError,
-)
+from modelfactory.errors import ModelfactoryError, PipelineError, StageFailedError
+from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
-from modelfactory.ops.render import report_page
+from modelfactory.ops.stage_loop import PlannedRun, file_hash, list_outputs, run_stages
 from modelfactory.ops.verdict import verdict_line
 
 
@@ -46,23 +37,6 @@ class RunRequest:
     params_file: str | None = None
     from_run: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
-
-
-@dataclass
-class PlannedRun:
-    """A run folder, its params and the stages it will execute."""
-
-    request: RunRequest
-    run_id: str
-    run_dir: Path
-    params: dict
-    stages: list[str]
-    manifest: dict
-
-
-def new_run_id(model: str) -> str:
-    """``20261127-120301-diabetes-3fa2``: sortable by time, unique, readable."""
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}-{pyrandom.token_hex(2)}"
 
 
 def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
@@ -90,8 +64,8 @@ def _data_record(pipeline: PipelineSpec, stages: list[str], resolved: dict, reus
     if reader in stages:
         return data_sources.check_source(resolved["data"]).record()
     if reader in reused:
-        record = reused[reader] / manifests.MANIFEST
-        return json.loads(record.read_text()).get("data") if record.is_file() else None
+        record = runs.manifest_file(reused[reader])
+        return runs.read(reused[reader]).get("data") if record.is_file() else None
     return None
 
 
@@ -101,32 +75,23 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
     planned = []
     for req, resolved, stages, sources, data_record in checked:
         model, env = resolved["model"]["name"], resolved["env"]["name"]
-        run_id = new_run_id(model)
-        run_dir = paths.runs_dir(root) / run_id
+        run_id = runs.new_run_id(model)
+        run_dir = runs.run_path(run_id, root)
         run_dir.mkdir(parents=True)
-        params_mod.dump(resolved, run_dir / "params.yaml")
+        params_mod.dump(resolved, runs.params_file(run_dir))
         stage_records = {}
         for name in pipeline.names:
-            record = {"status": "pending" if name in stages else "not selected", "notebook": None,
-                      "html": None, "start": None, "end": None, "duration_s": None, "outputs": []}
+            record = runs.new_stage_record(runs.PENDING if name in stages else runs.NOT_SELECTED)
             if name in sources:
-                shutil.copytree(sources[name] / name, run_dir / name)
-                record.update(status="reused", reused_from=sources[name].name,
-                              outputs=_list_outputs(run_dir / name))
+                shutil.copytree(runs.stage_dir(sources[name], name), runs.stage_dir(run_dir, name))
+                record.update(status=runs.REUSED, reused_from=sources[name].name,
+                              outputs=list_outputs(runs.stage_dir(run_dir, name)))
             stage_records[name] = record
-        manifest = {
-            "run_id": run_id, "model": model, "env": env, "pipeline": pipeline.name,
-            "status": "running", "created": manifests.now(), "finished": None,
-            "command": "modelfactory " + " ".join(shlex.quote(a) for a in argv),
-            "params_file": "params.yaml", "params_hash": params_mod.params_hash(resolved),
-            # a reused dataset is already here (copied above): its hash is the run's, as when explore runs
-            "overrides": list(req.overrides), "data": data_record,
-            "data_hash": _file_hash(run_dir / pipeline.dataset) if pipeline.dataset else None,
-            "git": manifests.git_state(root),
-            "packages": manifests.package_versions(), "headline_metrics": {}, "stages": stage_records,
-            "process": manifests.process_identity(), "heartbeat": manifests.HEARTBEAT,
-        }
-        manifests.write(run_dir, manifest)
+        manifest = runs.new_manifest(run_id, model, env, pipeline.name, argv, params_mod.params_hash(resolved),
+                                     req.overrides, data_record, runs.git_state(root), stage_records)
+        if pipeline.dataset:  # a reused dataset is already here (copied above): its hash is the run's, as when explore runs
+            manifest["data_hash"] = file_hash(run_dir / pipeline.dataset)
+        runs.write(run_dir, manifest)
         planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest))
     return planned
 
@@ -153,7 +118,7 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
                                 f"{paths.relative_to_root(folder)}")
         found[need] = folder
     needed -= set(found)
-    candidates = manifests.list_runs(model)
+    candidates = runs.list_runs(model)
     if from_run:
         candidates = [m for m in candidates if m["run_id"] == from_run]
         if not candidates:
@@ -163,7 +128,7 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
         for m in candidates:
             folder = Path(m["_dir"])
             stage = m.get("stages", {}).get(need, {})
-            if (m.get("env") == env and stage.get("status") in ("succeeded", "reused")
+            if (m.get("env") == env and stage.get("status") in runs.DONE_STAGE
                     and all((folder / need / f).exists() for f in files)):
                 found[need] = folder
                 break
@@ -172,20 +137,19 @@ def find_inputs(pipeline: PipelineSpec, stages: list[str], model: str, env: str,
             where = f"run {from_run}" if from_run else f"any earlier run of {model} in env {env}"
             raise PipelineError(
                 f"{wanted} needs the outputs of stage {need} ({', '.join(files)}), but {where} has no "
-                f"successful {need} stage; run it first: modelfactory run --model {model} --env {env} "
-                f"--stages {need}"
+                f"successful {need} stage; run it first: {runs.rerun_command(model, env=env, stages=[need])}"
             )
     return found
 
 
 def run_folder(path: Path) -> Path:
     """A run folder given directly, or the one run folder inside ``path`` (a downloaded job output)."""
-    if (path / "manifest.json").is_file():
+    if runs.manifest_file(path).is_file():
         return path
-    found = sorted(p.parent for p in path.glob("*/manifest.json")) if path.is_dir() else []
+    found = sorted(p.parent for p in path.glob(f"*/{runs.MANIFEST}")) if path.is_dir() else []
     if len(found) != 1:
         what = "no such folder" if not path.is_dir() else f"{len(found)} run folders inside, expected one"
-        raise PipelineError(f"--input {path}: not a run folder (no manifest.json; {what})")
+        raise PipelineError(f"--input {path}: not a run folder (no {runs.MANIFEST}; {what})")
     return found[0]
 
 
@@ -200,197 +164,33 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
         code = _execute_run(run, pipeline, pool, root, say, progress)
         if code:
             for later in planned[number + 1:]:  # no folder says "running" for a run that never will
-                _finish_manifest(later, "not started")
+                _finish_manifest(later, runs.NOT_STARTED)
             return code
     return 0
 
 
 def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
                  say: Callable[[str], None], progress: bool) -> int:
-    """Run one model's stages in order; stop at the first that does not succeed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    total = len(run.stages)
+    """Run one model's stages, close its records and say how it ended; the exit code."""
     say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
         f"stages {', '.join(run.stages)}")
-    renders = {}
-    outcome: tuple[str, str, StageFailedError | None, float] | None = None
-    interruption: KeyboardInterrupt | None = None
-    # HTML renders in a background thread while the kernel (another process) runs the next stage.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as renderer:
-        for number, name in enumerate(run.stages, 1):
-            record = run.manifest["stages"][name]
-            record.update(status="running", start=manifests.now())
-            manifests.write(run.run_dir, run.manifest)
-            say(f"  [{number}/{total}] {name} ...")
-            started = time.monotonic()
-            error: StageFailedError | None = None
-            status = "succeeded"
-            try:
-                kernel = pool.acquire()
-                _run_notebook(run, pipeline.stage(name), kernel, root, progress)
-                _check_outputs(run, pipeline.stage(name))
-            except StageFailedError as exc:
-                error, status = exc, "failed"
-                if isinstance(exc, CellTimeoutError):
-                    # nbclient does not interrupt a timed-out cell: it is still running in that
-                    # kernel, and anything sent there next (closing the MLflow runs) would wait for it.
-                    pool.release()
-            except PipelineError as exc:
-                error, status = StageFailedError(str(exc)), "failed"
-            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-                status, interruption = "interrupted", exc
-            duration = time.monotonic() - started
-            notebook = run.run_dir / f"{name}.ipynb"
-            if notebook.exists():
-                renders[name] = renderer.submit(_render, notebook)
-            record.update(status=status, end=manifests.now(), duration_s=round(duration, 3),
-                          notebook=notebook.name if notebook.exists() else None,
-                          outputs=_list_outputs(run.run_dir / name))
-            if error is not None:
-                record["error"] = getattr(error, "details", {"summary": str(error)})
-            _record_run_facts(run, pipeline, name)
-            manifests.write(run.run_dir, run.manifest)
-            if status != "succeeded":
-                for later in run.stages[number:]:
-                    run.manifest["stages"][later]["status"] = "skipped"
-                outcome = (name, status, error, duration)
-                break
-            say(f"  [{number}/{total}] {name} ok ({duration:.1f} s)")
-        htmls = {name: future.result() for name, future in renders.items()}
-    for name, html in htmls.items():
-        run.manifest["stages"][name]["html"] = html.name if html else None
-        page = report_page(html) if html else None
-        run.manifest["stages"][name]["report"] = page.name if page and page.is_file() else None
-    final_status = outcome[1] if outcome else "succeeded"
-    _close_tracking(run, htmls, final_status, pool)
-    failure = None
-    if outcome and outcome[2] is not None:
-        failure = f"stage {outcome[0]}: {getattr(outcome[2], 'details', {}).get('summary', str(outcome[2]))}"
-    _finish_manifest(run, final_status, failure)
-    if outcome is None:
+    outcome = run_stages(run, pipeline, pool, root, say, progress)
+    _close_tracking(run, outcome.htmls, outcome.status, pool)
+    _finish_manifest(run, outcome.status, outcome.failure)
+    if outcome.status == runs.SUCCEEDED:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
-            f"  report: {paths.relative_to_root(run.run_dir / 'index.html')}")
+            f"  report: {paths.relative_to_root(runs.index_file(run.run_dir))}")
         decision = verdict_line(run.manifest)
         if decision:  # last, so that a rejection is the line nobody misses
             say(decision)
         return 0
-    name, status, error, duration = outcome
-    if status == "interrupted":
-        say(f"  [{run.stages.index(name) + 1}/{total}] {name} interrupted after {duration:.1f} s; kept what "
-            f"was written in {paths.relative_to_root(run.run_dir)}")
-        raise interruption
-    say(_failure_block(run, name, error, run.run_dir / f"{name}.ipynb", htmls.get(name)))
-    return error.exit_code
-
-
-def _record_run_facts(run: PlannedRun, pipeline: PipelineSpec, stage: str) -> None:
-    """The data hash once the dataset exists; the headline metrics once the headline stage ran."""
-    if pipeline.dataset and pipeline.dataset.startswith(f"{stage}/"):
-        run.manifest["data_hash"] = _file_hash(run.run_dir / pipeline.dataset)
-    from modelfactory.ops.report import read_metrics
-
-    if pipeline.stage(stage).headline:
-        run.manifest["headline_metrics"] = read_metrics(run.run_dir / stage / "metrics.json")
-    for name in pipeline.stage(stage).records:  # decisions worth seeing in the manifest (the gate's)
-        run.manifest[Path(name).stem] = read_metrics(run.run_dir / stage / name)
-
-
-def _run_notebook(run: PlannedRun, stage, kernel, root: Path, progress: bool) -> None:
-    import nbformat
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError as NbTimeout
-    from nbclient.exceptions import DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    output = run.run_dir / f"{stage.name}.ipynb"
-    parameters = {
-        "model": run.params["model"]["name"], "env": run.params["env"]["name"],
-        "params": run.params, "run_dir": paths.relative_to_root(run.run_dir, root),
-    }
-    timeout = run.params["runner"]["cell_timeout_seconds"]
-    try:
-        pm.execute_notebook(
-            str(root / stage.notebook), str(output), parameters=parameters,
-            kernel_name=run.params["runner"]["kernel"], progress_bar=progress, log_output=False,
-            execution_timeout=timeout, km=kernel.km,
-        )
-    except PapermillExecutionError as exc:
-        raise _cell_error(StageFailedError, exc.exec_count, exc.cell_index, f"{exc.ename}: {exc.evalue}",
-                          exc.ename) from None
-    except (DeadKernelError, NbTimeout) as exc:
-        nb = nbformat.read(output, as_version=4)
-        index, cell = _running_cell(nb)
-        if isinstance(exc, NbTimeout):
-            kind, line = CellTimeoutError, f"cell ran longer than runner.cell_timeout_seconds={timeout}"
-        else:
-            kind, line = KernelDiedError, "the kernel died (killed, or out of memory)"
-        _add_banner(nb, index, line)
-        nbformat.write(nb, output)
-        raise _cell_error(kind, cell.get("execution_count") if cell else None, index, line, kind.__name__) from None
-    finally:
-        _strip_machine_paths(output, root)
-
-
-def _cell_error(kind, exec_count, cell_index, line: str, ename: str) -> StageFailedError:
-    error = kind(line)
-    error.details = {"summary": line, "ename": ename, "cell_index": cell_index, "execution_count": exec_count}
-    return error
-
-
-def _running_cell(nb) -> tuple[int, dict | None]:
-    """The cell that was executing when the kernel died or the clock ran out: the last one started."""
-    started = [i for i, c in enumerate(nb.cells)
-               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
-    if not started:
-        return 0, None
-    return started[-1], nb.cells[started[-1]]
-
-
-def _add_banner(nb, index: int, line: str) -> None:
-    import nbformat
-    from papermill.execute import ERROR_MARKER_TAG
-
-    banner = nbformat.v4.new_markdown_cell(
-        f'<span style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;">'
-        f"Execution stopped in the next cell: {line}</span>")
-    banner.metadata["tags"] = [ERROR_MARKER_TAG]
-    nb.cells.insert(index, banner)
-
-
-def _strip_machine_paths(output: Path, root: Path) -> None:
-    """papermill records absolute input/output paths; keep them relative to the project."""
-    import nbformat
-
-    if not output.exists():
-        return
-    nb = nbformat.read(output, as_version=4)
-    meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if meta.get(key):
-            meta[key] = paths.relative_to_root(Path(meta[key]), root)
-    nbformat.write(nb, output)
-
-
-def _check_outputs(run: PlannedRun, stage) -> None:
-    missing = [f for f in stage.produces if not (run.run_dir / stage.name / f).exists()]
-    if missing:
-        raise PipelineError(
-            f"stage {stage.name} finished but did not write {', '.join(missing)} "
-            f"(declared under produces: in pipelines/{run.manifest['pipeline']}.yaml)"
-        )
-
-
-def _render(notebook: Path) -> Path | None:
-    if not notebook.exists():
-        return None
-    from modelfactory.ops.render import render_notebook
-
-    try:
-        return render_notebook(notebook)
-    except Exception as exc:  # a report that cannot render must not hide the stage's own result
-        print(f"  warning: could not render {notebook.name} to HTML: {exc}", file=sys.stderr)
-        return None
+    if outcome.status == runs.INTERRUPTED:
+        say(f"  [{run.stages.index(outcome.stage) + 1}/{len(run.stages)}] {outcome.stage} interrupted after "
+            f"{outcome.duration_s:.1f} s; kept what was written in {paths.relative_to_root(run.run_dir)}")
+        raise outcome.interruption
+    say(_failure_block(run, outcome.stage, outcome.error, runs.stage_notebook(run.run_dir, outcome.stage),
+                       outcome.htmls.get(outcome.stage)))
+    return outcome.error.exit_code
 
 
 def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status: str, pool) -> None:
@@ -399,19 +199,18 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
     Runs in the warm kernel when it is alive (MLflow is imported there already), else in a
     short-lived Python process.
     """
-    to_mlflow = {"succeeded": "FINISHED", "interrupted": "KILLED"}
+    to_mlflow = {runs.SUCCEEDED: "FINISHED", runs.INTERRUPTED: "KILLED"}
     stages = []
     for name in run.stages:
         record = run.manifest["stages"][name]
-        if record["status"] in ("succeeded", "failed", "interrupted"):
+        if record["status"] in (runs.SUCCEEDED, runs.FAILED, runs.INTERRUPTED):
             files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html"), record.get("report"))
                      if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
     args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
-    code = ("from modelfactory.ops.tracking import finish_pipeline_run as _mf_finish\n"
-            f"_mf_finish(*__import__('json').loads({json.dumps(json.dumps(args))}))")
+    code = kernel_code.call(kernel_code.finish_tracking, *args)
     kernel = pool.current
-    if final_status != "interrupted" and kernel is not None and kernel.alive:
+    if final_status != runs.INTERRUPTED and kernel is not None and kernel.alive:
         ename, evalue = kernel.run(code)
         if ename is None:
             return
@@ -425,10 +224,10 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
 def _finish_manifest(run: PlannedRun, status: str, error: str | None = None) -> None:
     from modelfactory.ops.report import write_index
 
-    run.manifest.update(status=status, finished=manifests.now())
+    run.manifest.update(status=status, finished=runs.now())
     if error is not None:  # the one line the user saw, so the folder alone says why the run failed
         run.manifest["error"] = " ".join(error.split())[:1000]
-    manifests.write(run.run_dir, run.manifest)
+    runs.write(run.run_dir, run.manifest)
     write_index(run.run_dir, run.manifest)
 
 
@@ -436,9 +235,8 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
     details = getattr(error, "details", {})
     count = details.get("execution_count")
     where = f"at cell In [{count}]" if count else "at the cell after the red banner in the notebook"
-    rerun = (f"{paths.command_prefix()} run --model {run.params['model']['name']} --env {run.params['env']['name']} "
-             f"--stages {stage} --params-file {paths.relative_to_root(run.run_dir / 'params.yaml')} "
-             f"--from-run {run.run_id}")
+    rerun = runs.rerun_command(run.params["model"]["name"], env=run.params["env"]["name"], stages=[stage],
+                               params=runs.params_file(run.run_dir), from_run=run.run_id)
     lines = [
         f"FAILED stage {stage} of run {run.run_id} {where}",
         f"  error:    {details.get('summary', str(error))}",
@@ -448,20 +246,6 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
         lines.append(f"  report:   {paths.relative_to_root(html)}")
     lines.append(f"  rerun:    {rerun}")
     return "\n".join(lines)
-
-
-def _list_outputs(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def _file_hash(path: Path) -> str | None:
-    import hashlib
-
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),
@@ -478,32 +262,32 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     planned: list[PlannedRun] = []
     try:
         planned = create_runs(checked, pipeline, argv)
-        with manifests.Heartbeat([run.run_dir for run in planned]):
+        with runs.Heartbeat([run.run_dir for run in planned]):
             return execute(planned, pipeline, pool, say, progress)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
         from modelfactory.ops.tracking import RUN_FILE
 
         for run in planned:
-            if run.manifest["status"] == "running":
+            if run.manifest["status"] == runs.RUNNING:
                 for record in run.manifest["stages"].values():
-                    if record["status"] in ("pending", "running"):
-                        record["status"] = "interrupted" if record["status"] == "running" else "skipped"
+                    if record["status"] in (runs.PENDING, runs.RUNNING):
+                        record["status"] = runs.INTERRUPTED if record["status"] == runs.RUNNING else runs.SKIPPED
                 if (run.run_dir / RUN_FILE).is_file():  # its MLflow runs were opened: end them as KILLED
-                    _close_tracking(run, {}, "interrupted", pool)
-                _finish_manifest(run, "interrupted")
+                    _close_tracking(run, {}, runs.INTERRUPTED, pool)
+                _finish_manifest(run, runs.INTERRUPTED)
         raise
     except Exception as exc:  # a user error after the folders exist (runner.preload), or a bug
         message = str(exc) if isinstance(exc, ModelfactoryError) else f"{type(exc).__name__}: {exc}"
         for run in planned:
-            if run.manifest["status"] == "running":
-                started = any(r["status"] == "running" for r in run.manifest["stages"].values())
+            if run.manifest["status"] == runs.RUNNING:
+                started = any(r["status"] == runs.RUNNING for r in run.manifest["stages"].values())
                 for record in run.manifest["stages"].values():
-                    if record["status"] in ("pending", "running"):
-                        record["status"] = "failed" if record["status"] == "running" else "skipped"
+                    if record["status"] in (runs.PENDING, runs.RUNNING):
+                        record["status"] = runs.FAILED if record["status"] == runs.RUNNING else runs.SKIPPED
                 if started:
-                    _finish_manifest(run, "failed", message)
+                    _finish_manifest(run, runs.FAILED, message)
                 else:
-                    _finish_manifest(run, "not started")
+                    _finish_manifest(run, runs.NOT_STARTED)
         raise
     finally:
         pool.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelfactory import paths
-from modelfactory.ops import render, tracking
+from modelfactory.ops import render, runs, tracking
 from modelfactory.ops.progress import ProgressLine
 from modelfactory.errors import PipelineError
 from modelfactory.schema import Params
@@ -44,7 +44,7 @@ class Stage:
     @property
     def folder(self) -> Path:
         """This stage's own output folder."""
-        return self.run_dir / self.name
+        return runs.stage_dir(self.run_dir, self.name)
 
     def output(self, name: str) -> Path:
         """The path of one of this stage's outputs (its parent folder exists)."""
@@ -54,7 +54,7 @@ class Stage:
 
     def input(self, stage: str, name: str) -> Path:
         """The path of an earlier stage's output; a clear error when it is not there."""
-        path = self.run_dir / stage / name
+        path = runs.stage_dir(self.run_dir, stage) / name
         if not path.exists():
             how = (f"run notebooks/{stage}.ipynb first" if self.interactive
                    else f"the runner should have put it there; check pipelines/ for what {self.name} needs")
@@ -112,7 +112,7 @@ class Stage:
 
         from modelfactory.core import contract
 
-        held = self.run_dir / "explore" / contract.FILE
+        held = runs.stage_dir(self.run_dir, "explore") / contract.FILE
         uri = tracking.log_model(model, example, self.params["tracking"]["model_requirements"],
                                  contract.read_json(held) if held.is_file() else None)
         target = self.folder / "model"
@@ -157,7 +157,7 @@ def open_stage(name: str, params: Mapping, run_dir: str | Path | None = None) ->
     checked = Params.model_validate(dict(params)).model_dump(mode="json")
     model, env = checked["model"]["name"], checked["env"]["name"]
     interactive = run_dir is None
-    folder = paths.interactive_run_dir(model, env) if interactive else _absolute(run_dir)
+    folder = runs.interactive_run_dir(model, env) if interactive else _absolute(run_dir)
     (folder / name).mkdir(parents=True, exist_ok=True)
     random.seed(checked["seed"])
     import numpy as np
@@ -188,17 +188,3 @@ def finish_stage(stage: Stage, verdict: str) -> None:
     if stage.interactive:
         tracking.finish_interactive_parent(stage.run_dir)
     print(f"{stage.name}: {verdict}")
-
-
-def reset_kernel_state() -> None:
-    """Between two notebooks in one kernel: end MLflow runs, close figures, empty the namespace."""
-    import sys
-
-    if "mlflow" in sys.modules:
-        while sys.modules["mlflow"].active_run():
-            sys.modules["mlflow"].end_run(status="KILLED")
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
-    from IPython import get_ipython
-
-    get_ipython().reset(new_session=False)

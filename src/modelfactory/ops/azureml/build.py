@@ -12,43 +12,26 @@ and loads every file back with azure-ai-ml's own loaders, runs its validation an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from modelfactory import paths
-from modelfactory.ops.azureml import checks, jobs, schedule
-from modelfactory.errors import ModelfactoryError
-
-
-class SpecValidationError(ModelfactoryError):
-    """A generated Azure ML spec does not load or validate; every problem is listed."""
-
-    exit_code = 2
-
-
-def quiet_azure_logs() -> None:
-    """azure-ai-ml prints 'experimental class' and 'anonymous registration' notes on every build.
-
-    Its package sets up its own logger level when imported, so import it first, then quieten.
-    """
-    import azure.ai.ml  # noqa: F401
-
-    for name in ("azure.ai.ml", "azure.identity", "azure.core"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+from modelfactory.ops import runs
+from modelfactory.ops.azureml import checks, jobs, schedule, workspace
+from modelfactory.errors import AzureSpecError
 
 
 def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, client=None) -> jobs.Submission:
-    """Build and write every spec for one model and env; raise SpecValidationError on any problem.
+    """Build and write every spec for one model and env; raise AzureSpecError on any problem.
 
     No data is copied: the model's data is a job input (data_assets.job_input). ``client`` (a real
     submit) lets the workspace resolve an asset's latest version and type.
     """
-    quiet_azure_logs()
+    workspace.quiet_azure_logs()
     root = root or paths.project_root()
-    folder = paths.runs_dir(root) / run_id / "azureml"
+    folder = runs.azureml_dir(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
     submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root, client)
     files = jobs.write_dry_run(submission)
@@ -61,22 +44,16 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     submission.files = files
     problems = validate_folder(folder)
     if problems:
-        raise SpecValidationError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder, root)}: "
-                                  + "; ".join(problems))
+        raise AzureSpecError(f"{len(problems)} problem(s) in {paths.relative_to_root(folder, root)}: "
+                             + "; ".join(problems))
     return submission
-
-
-def load_error(exc: Exception) -> str:
-    """An azure-ai-ml load error in one line: the schema's complaint, without its links and advice."""
-    text = str(exc).split("Visit this link")[0]
-    return " ".join(text.split()) or type(exc).__name__
 
 
 def _load_problems(path: Path, loader) -> tuple[object | None, list[str]]:
     try:
         return loader(str(path)), []
     except Exception as exc:  # azure-ai-ml raises marshmallow, its own and OS errors for a bad file
-        return None, [f"{path.name}: does not load: {load_error(exc)}"]
+        return None, [f"{path.name}: does not load: {workspace.load_error(exc)}"]
 
 
 def validate_folder(folder: Path) -> list[str]:

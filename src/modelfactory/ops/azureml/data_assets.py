@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from modelfactory import paths
 from modelfactory.core import remote_data
-from modelfactory.errors import DataValidationError, ParamsError
+from modelfactory.errors import AzureSpecError, DataValidationError, ParamsError
 
 ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?::(?P<version>[A-Za-z0-9_.-]+)|@(?P<label>latest))$")
 DATASTORE_URI = re.compile(r"^azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?"
@@ -78,9 +78,9 @@ def parse_reference(dataset: str) -> AssetRef:
 def connect():
     """The MLClient for data: the workspace found as for every Azure command (workspace.py): config.json,
     then the job's variables, then the variables params/base.yaml maps to azure.workspace."""
-    from modelfactory.ops.azureml import build, workspace
+    from modelfactory.ops.azureml import workspace
 
-    build.quiet_azure_logs()
+    workspace.quiet_azure_logs()
     coordinates = {key: os.environ.get(variable) for key, variable in WORKSPACE_VARIABLES.items()}
     return workspace.connect({"workspace": coordinates})
 
@@ -243,20 +243,20 @@ def write_asset_spec(record: Mapping, folder: Path) -> tuple[Path, object]:
     loaded asset must be the same version with the same content hash."""
     from azure.ai.ml import load_data
 
-    from modelfactory.ops.azureml import build
+    from modelfactory.ops.azureml import workspace
 
-    build.quiet_azure_logs()
+    workspace.quiet_azure_logs()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "data.yaml"
     asset_spec(record).dump(path)
     try:
         loaded = load_data(str(path))
     except Exception as exc:  # azure-ai-ml raises marshmallow, its own and OS errors for a bad file
-        raise build.SpecValidationError(f"{paths.relative_to_root(path)}: does not load: {build.load_error(exc)}") from None
+        raise AzureSpecError(f"{paths.relative_to_root(path)}: does not load: {workspace.load_error(exc)}") from None
     expected = (record["name"], str(record["version"]), "uri_file", record["hash"])
     got = (loaded.name, str(loaded.version), loaded.type, (loaded.tags or {}).get("content_hash"))
     if got != expected:
-        raise build.SpecValidationError(f"{paths.relative_to_root(path)}: loads as {got}, expected {expected}")
+        raise AzureSpecError(f"{paths.relative_to_root(path)}: loads as {got}, expected {expected}")
     return path, loaded
 
 

@@ -1,4 +1,5 @@
-"""Managed online endpoint with blue/green deployments, and a batch endpoint, from a deploy package.
+"""The specs of a managed online endpoint with blue/green deployments, and a batch endpoint, from a
+deploy package (the rollout that sends them is rollout.py).
 
 The package (model, score.py, serving.json, requirements.txt) is what ``release.py`` prepared in a
 new ``runs/endpoint/<model>-<env>-v<N>-<time>/`` folder: the environment's champion by default. Traffic comes from params (``azure.online.traffic``, e.g. blue 90 / green 10)
@@ -15,17 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import AzureSpecError
 
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
-
-
-class DeploymentSpecError(ModelfactoryError):
-    """An endpoint or deployment spec that Azure ML would refuse."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -119,8 +114,8 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
             logging_level="info"))
     for value, kind in ((name, "online endpoint"), (batch_name, "batch endpoint")):
         if not ENDPOINT_NAME.match(value):
-            raise DeploymentSpecError(f"{kind} name '{value}' is not valid in Azure ML: 3-32 letters, digits or "
-                                      "hyphens, starting with a letter (azure.online.name / azure.batch.name)")
+            raise AzureSpecError(f"{kind} name '{value}' is not valid in Azure ML: 3-32 letters, digits or "
+                                 "hyphens, starting with a letter (azure.online.name / azure.batch.name)")
     return EndpointSpecs(endpoint, deployments, batch_endpoint, batch_deployment)
 
 
@@ -128,44 +123,35 @@ def check_traffic(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> None
     """Live traffic sums to 100 over known colours; mirrored traffic goes to a colour with no live share."""
     unknown = [c for c in {**traffic, **mirror} if c not in COLOURS]
     if unknown:
-        raise DeploymentSpecError(f"azure.online: unknown deployment '{unknown[0]}'; the deployments are blue and green")
+        raise AzureSpecError(f"azure.online: unknown deployment '{unknown[0]}'; the deployments are blue and green")
     if any(not 0 <= share <= 100 for share in [*traffic.values(), *mirror.values()]):
-        raise DeploymentSpecError("azure.online: every traffic share is a percentage, 0 to 100")
+        raise AzureSpecError("azure.online: every traffic share is a percentage, 0 to 100")
     if sum(traffic.values()) != 100:
         shown = ", ".join(f"{c}={p}" for c, p in traffic.items())
-        raise DeploymentSpecError(f"azure.online.traffic: {shown} sums to {sum(traffic.values())}, not 100")
+        raise AzureSpecError(f"azure.online.traffic: {shown} sums to {sum(traffic.values())}, not 100")
     for colour, share in mirror.items():
         if share and traffic.get(colour):
-            raise DeploymentSpecError(f"azure.online.mirror: {colour} already takes live traffic; mirror to the "
-                                      "deployment that takes none")
+            raise AzureSpecError(f"azure.online.mirror: {colour} already takes live traffic; mirror to the "
+                                 "deployment that takes none")
         if share > 50:
-            raise DeploymentSpecError(f"azure.online.mirror: {colour}={share}; Azure ML mirrors at most 50%")
+            raise AzureSpecError(f"azure.online.mirror: {colour}={share}; Azure ML mirrors at most 50%")
 
 
 def check_package(package: Path) -> None:
     """The package a deployment uploads: score.py present and parsing, with init() and run()."""
     script = package / "score.py"
     if not script.is_file():
-        raise DeploymentSpecError(f"{package}: no score.py; run the deploy stage first")
+        raise AzureSpecError(f"{package}: no score.py; run the deploy stage first")
     try:
         tree = ast.parse(script.read_text(), filename=str(script))
     except SyntaxError as exc:
-        raise DeploymentSpecError(f"{script}:{exc.lineno}: does not parse: {exc.msg}") from None
+        raise AzureSpecError(f"{script}:{exc.lineno}: does not parse: {exc.msg}") from None
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     missing = [f for f in ("init", "run") if f not in defined]
     if missing:
-        raise DeploymentSpecError(f"{script}: no {' or '.join(missing)}() (the Azure ML scoring contract)")
+        raise AzureSpecError(f"{script}: no {' or '.join(missing)}() (the Azure ML scoring contract)")
     if not list((package / "model").rglob("MLmodel")):
-        raise DeploymentSpecError(f"{package}/model: no MLmodel; run the deploy stage first")
-
-
-def shifted(to: str) -> dict[str, int]:
-    """New live traffic for ``shift --to green=N`` (the other colour takes the rest)."""
-    colour, _, share = to.partition("=")
-    if colour not in COLOURS or not share.isdigit() or not 0 <= int(share) <= 100:
-        raise DeploymentSpecError(f"--to {to}: expected blue=N or green=N with N from 0 to 100")
-    other = COLOURS[1 - COLOURS.index(colour)]
-    return {colour: int(share), other: 100 - int(share)}
+        raise AzureSpecError(f"{package}/model: no MLmodel; run the deploy stage first")
 
 
 def write_specs(specs: EndpointSpecs, folder: Path) -> list[Path]:
@@ -199,14 +185,14 @@ def validate_specs(folder: Path) -> list[str]:
         try:
             loaded[name] = loader(str(folder / name))
         except Exception as exc:  # marshmallow and azure-ai-ml validation errors
-            from modelfactory.ops.azureml.build import load_error
+            from modelfactory.ops.azureml.workspace import load_error
 
             problems.append(f"{name}: does not load: {load_error(exc)}")
     endpoint = loaded.get("endpoint.yaml")
     if endpoint is not None:
         try:
             check_traffic(endpoint.traffic or {}, endpoint.mirror_traffic or {})
-        except DeploymentSpecError as exc:
+        except AzureSpecError as exc:
             problems.append(f"endpoint.yaml: {exc}")
         if not ENDPOINT_NAME.match(endpoint.name):
             problems.append(f"endpoint.yaml: name '{endpoint.name}' is not a valid endpoint name")
@@ -219,71 +205,6 @@ def validate_specs(folder: Path) -> list[str]:
             code = Path(deployment.code_configuration.code)
             try:
                 check_package(code if code.is_absolute() else folder / code)
-            except DeploymentSpecError as exc:
+            except AzureSpecError as exc:
                 problems.append(f"{colour}.yaml: {exc}")
     return problems
-
-
-class EndpointRollout:
-    """Blue/green on a managed online endpoint, through an MLClient.
-
-    Blue serves the live model; green takes each new one. ``deploy`` puts the package on green
-    (and on blue as well when the endpoint is new), then applies the params' traffic split;
-    ``shift`` moves live traffic; ``promote`` puts green's model on blue and sends blue everything;
-    ``rollback`` sends blue everything and green nothing.
-    """
-
-    def __init__(self, client, specs: EndpointSpecs, say=print):
-        self.client, self.specs, self.say = client, specs, say
-        self.name = specs.online_endpoint.name
-
-    def _current(self):
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return self.client.online_endpoints.get(self.name)
-        except ResourceNotFoundError:
-            return None
-
-    def _set_traffic(self, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None):
-        check_traffic(traffic, mirror or {})
-        endpoint = self._current()
-        if endpoint is None:
-            raise ModelfactoryError(f"endpoint {self.name} does not exist yet; run `modelfactory endpoint deploy` first")
-        endpoint.traffic = dict(traffic)
-        endpoint.mirror_traffic = dict(mirror or {})
-        self.client.online_endpoints.begin_create_or_update(endpoint).result()
-        self.say(f"{self.name}: traffic " + ", ".join(f"{c}={p}%" for c, p in traffic.items())
-                 + ("" if not mirror else "; mirrored " + ", ".join(f"{c}={p}%" for c, p in mirror.items())))
-        return endpoint
-
-    def deploy(self):
-        endpoint = self._current()
-        if endpoint is None:
-            fresh = self.specs.online_endpoint
-            live = {"traffic": fresh.traffic, "mirror": fresh.mirror_traffic}
-            fresh.traffic, fresh.mirror_traffic = {}, {}
-            self.say(f"creating endpoint {self.name} ...")
-            self.client.online_endpoints.begin_create_or_update(fresh).result()
-            fresh.traffic, fresh.mirror_traffic = live["traffic"], live["mirror"]
-            colours = COLOURS
-        else:
-            colours = ("green",)
-        for colour in colours:
-            self.say(f"deploying {colour} ({self.specs.deployments[colour].tags.get('model_version')}) ...")
-            self.client.online_deployments.begin_create_or_update(self.specs.deployments[colour]).result()
-        return self._set_traffic(self.specs.online_endpoint.traffic, self.specs.online_endpoint.mirror_traffic)
-
-    def shift(self, to: str):
-        return self._set_traffic(shifted(to))
-
-    def promote(self):
-        green = self.client.online_deployments.get(name="green", endpoint_name=self.name)
-        blue = self.specs.deployments["blue"]
-        blue.model, blue.tags = green.model, {**blue.tags, **(green.tags or {})}
-        self.say(f"putting green's model on blue ({(green.tags or {}).get('model_version', '?')}) ...")
-        self.client.online_deployments.begin_create_or_update(blue).result()
-        return self._set_traffic({"blue": 100, "green": 0})
-
-    def rollback(self):
-        return self._set_traffic({"blue": 100, "green": 0})

@@ -181,8 +181,8 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
     """
     from azure.ai.ml.entities import PipelineJob
 
-    from modelfactory.ops import manifest as manifests
     from modelfactory.core import sources
+    from modelfactory.ops import runs
     from modelfactory.ops.azureml import data_assets
 
     root = root or paths.project_root()
@@ -213,7 +213,7 @@ def build_pipeline_job(pipeline: PipelineSpec, params: Mapping, run_id: str, fol
         node.name = node.display_name = stage.name
         components[stage.name], nodes[stage.name] = component, node
     env = params["env"]["name"]
-    git = manifests.git_state(root)
+    git = runs.git_state(root)
     # the hash of the params the steps run with, so it matches the params_hash in their manifests
     tags = {"model": model, "env": env, "pipeline": pipeline.name, "params_hash": version,
             "git_commit": git.get("commit") or "unknown", "git_dirty": str(git.get("dirty")), "run_id": run_id}

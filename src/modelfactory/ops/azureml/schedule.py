@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import AzureSpecError
 
 # Our metric names -> AutoML's primary metrics (AutoML optimises one of its own list).
 AUTOML_METRICS = {
@@ -24,28 +24,22 @@ AUTOML_METRICS = {
 CRON_FIELDS = ((0, 59, "minute"), (0, 23, "hour"), (1, 31, "day of month"), (1, 12, "month"), (0, 6, "day of week"))
 
 
-class ScheduleSpecError(ModelfactoryError):
-    """A schedule or AutoML spec that Azure ML would refuse."""
-
-    exit_code = 2
-
-
 def check_cron(expression: str) -> None:
     """Five fields, each *, a number, a range, a list or a step within its bounds."""
     fields = expression.split()
     if len(fields) != 5:
-        raise ScheduleSpecError(f"azure.schedule.cron '{expression}': expected 5 fields (minute hour day month weekday)")
+        raise AzureSpecError(f"azure.schedule.cron '{expression}': expected 5 fields (minute hour day month weekday)")
     for text, (low, high, what) in zip(fields, CRON_FIELDS):
         for part in text.split(","):
             base, _, step = part.partition("/")
             if step and not (step.isdigit() and int(step) > 0):
-                raise ScheduleSpecError(f"azure.schedule.cron '{expression}': bad step '{step}' in the {what} field")
+                raise AzureSpecError(f"azure.schedule.cron '{expression}': bad step '{step}' in the {what} field")
             if base == "*":
                 continue
             ends = base.split("-")
             if len(ends) > 2 or not all(e.isdigit() for e in ends) or not all(low <= int(e) <= high for e in ends):
-                raise ScheduleSpecError(f"azure.schedule.cron '{expression}': '{part}' is not a {what} "
-                                        f"({low}-{high})")
+                raise AzureSpecError(f"azure.schedule.cron '{expression}': '{part}' is not a {what} "
+                                     f"({low}-{high})")
 
 
 def schedule_name(params: Mapping) -> str:
@@ -90,8 +84,8 @@ def write_automl(params: Mapping, folder: Path, data_input=None) -> Path | None:
     try:
         primary = AUTOML_METRICS[task][metric]
     except KeyError:
-        raise ScheduleSpecError(f"evaluate.primary_metric '{metric}': no AutoML equivalent for {task}; "
-                                f"use one of {', '.join(AUTOML_METRICS.get(task, {}))}") from None
+        raise AzureSpecError(f"evaluate.primary_metric '{metric}': no AutoML equivalent for {task}; "
+                             f"use one of {', '.join(AUTOML_METRICS.get(task, {}))}") from None
     if automl_skipped(data_input):
         return None
     data_dir = folder / "automl-data"
@@ -156,8 +150,8 @@ def _write_mltable(params: Mapping, data_input, data_dir: Path) -> None:
     formats = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
     kinds = {formats.get(s, "csv") for s in suffixes}
     if len(kinds) != 1:
-        raise ScheduleSpecError(f"data.dataset {params['data']['dataset']}: AutoML reads one format, and the data "
-                                "mixes CSV and Parquet files")
+        raise AzureSpecError(f"data.dataset {params['data']['dataset']}: AutoML reads one format, and the data "
+                             "mixes CSV and Parquet files")
     transformation = ("read_parquet" if kinds == {"parquet"} else
                       {"read_delimited": {"delimiter": ",", "encoding": "utf8", "header": "all_files_same_headers"}})
     (data_dir / "MLTable").write_text(yaml.safe_dump({"paths": entries, "transformations": [transformation]},

@@ -8,13 +8,12 @@ the job used. Everything goes through an MLClient, so tests inject a fake one at
 
 from __future__ import annotations
 
-import json
-import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from modelfactory import paths
+from modelfactory.ops import runs
 from modelfactory.ops.azureml.jobs import OUTPUT
 from modelfactory.errors import ModelfactoryError
 
@@ -72,12 +71,12 @@ def wait(client, job_name: str, poll_seconds: float, timeout_seconds: float,
 
 def download_step(client, child, target: Path) -> Path:
     """Download one step's run-folder output under ``target`` (once); return the run folder inside it."""
-    found = sorted(target.rglob("manifest.json")) if target.is_dir() else []
+    found = sorted(target.rglob(runs.MANIFEST)) if target.is_dir() else []
     if found:  # already here (e.g. `jobs download` before bringing a failure home)
         return found[0].parent
     target.mkdir(parents=True, exist_ok=True)
     client.jobs.download(name=child.name, download_path=str(target), output_name=OUTPUT)
-    found = sorted(target.rglob("manifest.json"))
+    found = sorted(target.rglob(runs.MANIFEST))
     if not found:
         raise ModelfactoryError(f"step {child.name}: its '{OUTPUT}' output holds no run folder (no manifest.json); "
                                 "the step failed before the runner started: see its std log in the studio")
@@ -93,24 +92,22 @@ def bring_home(client, job_name: str, pipeline, say: Callable[[str], None] = pri
     failed = next((s for s in pipeline.names if s in children and children[s].status in FAILED), None)
     if failed is None:
         return None
-    home = paths.runs_dir() / f"azureml-{job_name}"
+    home = runs.job_home(job_name)
     run_dir = download_step(client, children[failed], home / failed)
     inputs = {}
     for need in pipeline.stage(failed).needs:
         inputs[need] = download_step(client, children[need], home / need)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = runs.read(run_dir)
     error = manifest["stages"].get(failed, {}).get("error", {})
     where = f"In [{error['execution_count']}]" if error.get("execution_count") else "a cell"
     # The job tracked to the workspace (its params leave tracking.uri empty); so does the rerun,
     # or the models the earlier steps logged there would not be found.
     tracking = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
-    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} {paths.command_prefix()} run --model {manifest['model']} "
-               f"--params-file {shlex.quote(paths.relative_to_root(run_dir / 'params.yaml'))} "
-               f"--pipeline {pipeline.name} --stages {failed}"
-               + "".join(f" --input {need}={shlex.quote(paths.relative_to_root(folder))}" for need, folder in inputs.items()))
+    command = runs.rerun_command(manifest["model"], params=runs.params_file(run_dir), pipeline=pipeline.name,
+                                 stages=[failed], inputs=inputs, environ={"MLFLOW_TRACKING_URI": tracking})
     say(f"step {failed} failed at {where}: {error.get('summary', 'see the notebook')}\n"
-        f"  notebook: {paths.relative_to_root(run_dir / (failed + '.ipynb'))}\n"
-        f"  html:     {paths.relative_to_root(run_dir / (failed + '.html'))}\n"
+        f"  notebook: {paths.relative_to_root(runs.stage_notebook(run_dir, failed))}\n"
+        f"  html:     {paths.relative_to_root(runs.stage_html(run_dir, failed))}\n"
         f"  rerun it here with the job's params:\n    {command}")
     return command
 
@@ -127,7 +124,7 @@ def show(client, job_name: str, say: Callable[[str], None] = print) -> None:
 
 def download_all(client, job_name: str, say: Callable[[str], None] = print) -> Path:
     """Every step's run folder into runs/azureml-<job>/<step>/."""
-    home = paths.runs_dir() / f"azureml-{job_name}"
+    home = runs.job_home(job_name)
     for name, child in steps(client, job_name).items():
         folder = download_step(client, child, home / name)
         say(f"  {name}: {paths.relative_to_root(folder)}")

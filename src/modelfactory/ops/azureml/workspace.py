@@ -20,6 +20,7 @@ azure-ai-ml and azure-identity are imported inside the functions, never when the
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,23 +28,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelfactory import paths
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import AzureCallError, WorkspaceError
 
 JOB_VARIABLES = ("AZUREML_ARM_SUBSCRIPTION", "AZUREML_ARM_RESOURCEGROUP", "AZUREML_ARM_WORKSPACE_NAME")
 SERVICE_PRINCIPAL = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID")
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
 
 
-class WorkspaceError(ModelfactoryError):
-    """The workspace could not be reached; the message lists every way that was tried."""
+def quiet_azure_logs() -> None:
+    """azure-ai-ml prints 'experimental class' and 'anonymous registration' notes on every build.
 
-    exit_code = 2
+    Its package sets up its own logger level when imported, so import it first, then quieten.
+    """
+    import azure.ai.ml  # noqa: F401
+
+    for name in ("azure.ai.ml", "azure.identity", "azure.core"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
-class AzureCallError(ModelfactoryError):
-    """Azure ML refused or failed a call (an unknown job name, a missing compute, a network error)."""
-
-    exit_code = 1
+def load_error(exc: Exception) -> str:
+    """An azure-ai-ml load error in one line: the schema's complaint, without its links and advice."""
+    text = str(exc).split("Visit this link")[0]
+    return " ".join(text.split()) or type(exc).__name__
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelfactory import paths
+from modelfactory.ops import runs
 from modelfactory.errors import ModelfactoryError
 
 VERSION = re.compile(r"[1-9][0-9]*")  # what MLflow's registry numbers versions with
@@ -61,7 +62,7 @@ def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tu
         raise ModelVersionError(f"model {name} has no version with role '{alias}'; run the pipeline first "
                                 f"(modelfactory run --model {params['model']['name']} --env {params['env']['name']}), "
                                 "or pass --version")
-    model_dir = paths.runs_dir() / "serving" / f"{name}-v{chosen}" / "model"
+    model_dir = runs.served_model_dir(name, chosen)
     if not (model_dir / "MLmodel").is_file():
         # Download beside it and rename into place: two commands fetching the same version at
         # once never see (or serve) a half-downloaded model.
