@@ -169,7 +169,7 @@ def test_a_body_sent_as_a_form_is_told_to_send_json(package, content_type):
     """curl -d sends x-www-form-urlencoded unless told otherwise; the server then parses the body as
     a form and hands score.py nothing, which used to read "empty request body"."""
     body = json.dumps(_sample(package)).encode()
-    with deploy.start_local_endpoint(package, SETTINGS) as endpoint:
+    with packaging.start_local_endpoint(package, SETTINGS) as endpoint:
         status, answer = _post(endpoint.url, body, content_type)
         assert status == 400
         assert answer["error"].startswith(f"the request's Content-Type is {content_type.split(';')[0]}")

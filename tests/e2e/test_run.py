@@ -507,7 +507,8 @@ def test_a_worse_than_baseline_first_model_in_a_new_environment_never_ships(full
     assert none.returncode == 2 and none.stderr.startswith("error: diabetes-stage has no champion in env stage")
     rejected = cli(project, *deploy, "--env", "stage", "--from-run", m["run_id"])
     assert rejected.returncode == 2 and rejected.stderr.count("\n") == 1
-    assert rejected.stderr.startswith("error: diabetes-stage version 1 was rejected by the gate (beats baseline: rmse=")
+    assert re.match(r"error: diabetes-stage version 1 was rejected by the gate \(rmse [\d.]+ is worse than the "
+                    r"baseline's [\d.]+\); pass --force", rejected.stderr), rejected.stderr
     other_env = cli(project, *deploy, "--env", "prod", "--from-run", m["run_id"], "--force")
     assert other_env.returncode == 2
     assert other_env.stderr.startswith(f"error: run {m['run_id']} is a run of env stage, not prod")
