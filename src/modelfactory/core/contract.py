@@ -183,8 +183,8 @@ def infer_contract(frame: pd.DataFrame, categorise: bool = False) -> Contract:
             spec["dtype"] = "boolean"
         elif pd.api.types.is_numeric_dtype(values) or _mostly_numbers(present):
             numbers = pd.to_numeric(present, errors="coerce").dropna()
-            whole = pd.api.types.is_integer_dtype(values) or (len(numbers) and bool((numbers % 1 == 0).all())
-                                                              and not pd.api.types.is_float_dtype(values))
+            whole = pd.api.types.is_integer_dtype(values) or (not pd.api.types.is_float_dtype(values) and len(numbers)
+                                                              and bool((numbers % 1 == 0).all()))
             spec["dtype"] = "integer" if whole else "number"
             finite = numbers[np.isfinite(numbers.astype("float64"))]
             if len(finite):
@@ -328,6 +328,8 @@ def _is_instance(values: pd.Series, kinds) -> np.ndarray:
     C-level scan says so) is answered at once, and only its gaps are looked at one by one: the
     per-value loop took seconds a column on millions of rows."""
     array = values.to_numpy()
+    if array.dtype == object and len(array) and pd.api.types.infer_dtype(array, skipna=False) == "string":
+        return np.full(len(array), isinstance("", kinds))  # text throughout, not one gap
     if array.dtype == object and len(array) and pd.api.types.infer_dtype(array, skipna=True) == "string":
         answer = np.full(len(array), isinstance("", kinds))
         gaps = pd.isna(array)
@@ -353,6 +355,8 @@ def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def type_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
     """Which (non-null) values are of the column's dtype: the dtype check, as a boolean array."""
+    if spec.dtype == "integer" and values.dtype.kind in "iu":  # an integer array holds whole numbers only
+        return np.ones(len(values), bool)
     if spec.dtype in ("number", "integer"):
         ok, as_float = _numbers(values)
         if spec.dtype == "integer":
