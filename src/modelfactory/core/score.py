@@ -301,7 +301,10 @@ def signature_contract(signature, optional, known):
 def refused_unknowns(raw_model):
     """Column -> the categories a scikit-learn pipeline knows, for each column whose one-hot encoder
     refuses a category it did not see in training (``handle_unknown='error'``, params' ``refuse``).
-    Read from the fitted model itself, so it holds exactly what training saw."""
+    Read from the fitted model itself, so it holds exactly what training saw.
+
+    The same reading as modeling.refused_categories, kept here on purpose: score.py ships alone in
+    the package and imports nothing of modelfactory. Only a package without contract.json uses it."""
     steps = dict(getattr(raw_model, "steps", []))
     found = {}
     for _, step, names in getattr(steps.get("preprocess"), "transformers_", []):
