@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--env", metavar="E", help="whose workspace params (default: $MODELFACTORY_ENV or dev)")
     jobs.add_argument("--pipeline", default="training")
 
+    changed = sub.add_parser("changed", help="the models that the commits since a git ref touch (all of them when "
+                             "shared code changed), one a line: what CI trains or dry-runs", epilog=EPILOG)
+    changed.add_argument("--base", metavar="REF", help="compare HEAD with this commit or branch, e.g. origin/main "
+                         "(default, or 40 zeros: every model)")
+    changed.add_argument("--json", action="store_true", help="print a JSON list (for a CI matrix)")
+
     endpoint = sub.add_parser("endpoint", help="blue/green managed online endpoint (and batch endpoint) on Azure ML")
     endpoint.add_argument("action", choices=["deploy", "shift", "promote", "rollback"])
     _add_params_args(endpoint, many_models=False)
@@ -450,6 +456,17 @@ def _cmd_jobs(args, argv) -> int:
     return job_action(args.action, args.job_name, args.env, args.pipeline)
 
 
+def _cmd_changed(args, argv) -> int:
+    from modelfactory import paths
+    from modelfactory.ops.changed import changed_models, format_models
+    from modelfactory.params import list_models
+
+    text = format_models(changed_models(args.base, paths.project_root(), list_models()), args.json)
+    if text:  # no model changed: print nothing, so a shell loop over the lines runs no time
+        print(text)
+    return 0
+
+
 def _cmd_endpoint(args, argv) -> int:
     from modelfactory.ops.azureml.workflows import endpoint_action
 
@@ -467,7 +484,7 @@ def _azure(command):
     return run
 
 
-COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params,
+COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params, "changed": _cmd_changed,
             "notebooks": _cmd_notebooks, "data": _cmd_data}
 
 
