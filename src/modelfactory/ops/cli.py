@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     changed.add_argument("--json", action="store_true", help="print a JSON list (for a CI matrix)")
 
     endpoint = sub.add_parser("endpoint", help="blue/green managed online endpoint (and batch endpoint) on Azure ML")
-    endpoint.add_argument("action", choices=["deploy", "shift", "promote", "rollback"])
+    endpoint.add_argument("action", choices=["deploy", "smoke", "shift", "promote", "rollback", "batch"],
+                          help="deploy: the champion on green, then the params' traffic; smoke: the package's "
+                          "sample request to green alone; shift --to; promote: green's model on blue; rollback: "
+                          "all traffic to blue; batch: the batch endpoint and its default deployment")
     _add_params_args(endpoint, many_models=False)
     endpoint.add_argument("--from-run", metavar="RUN_ID",
                           help="ship this run's deploy package (a run of the same --env) instead of the env's champion")

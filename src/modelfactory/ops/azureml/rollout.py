@@ -5,7 +5,9 @@ Tests hand in a fake client at that boundary, as they do for submit.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from modelfactory.errors import AzureSpecError, ModelfactoryError
 from modelfactory.ops.azureml.deployment import COLOURS, EndpointSpecs, check_traffic
@@ -26,7 +28,8 @@ class EndpointRollout:
     Blue serves the live model; green takes each new one. ``deploy`` puts the package on green
     (and on blue as well when the endpoint is new), then applies the params' traffic split;
     ``shift`` moves live traffic; ``promote`` puts green's model on blue and sends blue everything;
-    ``rollback`` sends blue everything and green nothing.
+    ``rollback`` sends blue everything and green nothing; ``smoke`` sends the package's sample request
+    to green alone; ``batch`` creates or updates the batch endpoint and makes its deployment the default.
     """
 
     def __init__(self, client, specs: EndpointSpecs, say=print):
@@ -83,3 +86,40 @@ class EndpointRollout:
 
     def rollback(self):
         return self._set_traffic({"blue": 100, "green": 0})
+
+    def smoke(self, request_file: Path) -> list:
+        """Send the sample request to the green deployment alone; its predictions, one per row sent.
+
+        Raises ModelfactoryError (exit 1) when the answer is not that: CI then rolls back.
+        """
+        rows = len(json.loads(Path(request_file).read_text())["input_data"]["data"])
+        self.say(f"{self.name}: smoke test, {rows} row(s) of {Path(request_file).name} to green ...")
+        reply = self.client.online_endpoints.invoke(endpoint_name=self.name, deployment_name="green",
+                                                    request_file=str(request_file))
+        try:
+            answer = json.loads(reply)
+            if isinstance(answer, str):  # the inference server may send the JSON text as a JSON string
+                answer = json.loads(answer)
+            predictions = answer["predictions"]
+        except (TypeError, ValueError, KeyError):
+            raise ModelfactoryError(f"{self.name}: smoke test failed: green answered {str(reply)[:200]!r}, "
+                                    "not {\"predictions\": [...]}") from None
+        if not isinstance(predictions, list) or len(predictions) != rows:
+            raise ModelfactoryError(f"{self.name}: smoke test failed: {rows} row(s) sent, green answered "
+                                    f"{str(predictions)[:200]}")
+        self.say(f"{self.name}: smoke test passed: green answered {predictions}")
+        return predictions
+
+    def batch(self):
+        """Create or update the batch endpoint and its deployment, and make that deployment the default."""
+        endpoint, deployment = self.specs.batch_endpoint, self.specs.batch_deployment
+        self.say(f"batch endpoint {endpoint.name}: creating or updating ...")
+        self.client.batch_endpoints.begin_create_or_update(endpoint).result()
+        self.client.batch_deployments.begin_create_or_update(deployment).result()
+        live = self.client.batch_endpoints.get(endpoint.name)
+        # A dict is what azure-ai-ml turns into the REST defaults; a fetched endpoint may hold None there.
+        live.defaults = {"deployment_name": deployment.name}
+        self.client.batch_endpoints.begin_create_or_update(live).result()
+        self.say(f"batch endpoint {endpoint.name}: default deployment {deployment.name} "
+                 f"({deployment.tags.get('model_version', '?') if deployment.tags else '?'})")
+        return live

@@ -78,8 +78,8 @@ def job_action(action: str, job_name: str, env: str | None, pipeline_name: str,
 def endpoint_action(action: str, model: str, env: str | None, overrides: Sequence[str], params_file: str | None,
                     from_run: str | None, force: bool, to: str | None, dry_run: bool,
                     say: Callable[[str], None] = print) -> int:
-    """``modelfactory endpoint deploy|shift|promote|rollback``: the release's specs written and checked,
-    then (unless a dry run) the blue/green rollout through an MLClient."""
+    """``modelfactory endpoint deploy|smoke|shift|promote|rollback|batch``: the release's specs written and
+    checked, then (unless a dry run) the blue/green rollout (or the batch endpoint) through an MLClient."""
     from modelfactory.ops.azureml import deployment, rollout, workspace
     from modelfactory.ops.release import prepare_release, record_deployed
     from modelfactory.params import resolve
@@ -89,7 +89,7 @@ def endpoint_action(action: str, model: str, env: str | None, overrides: Sequenc
     if action == "shift" and not to:
         raise AzureSpecError("endpoint shift needs --to, e.g. --to green=25")
     # only deploy ships a new model; the other actions move traffic between what is already there
-    release = prepare_release(params, from_run, force, check_gate=action == "deploy")
+    release = prepare_release(params, from_run, force, check_gate=action in ("deploy", "batch"))
     specs = deployment.build_specs(release.package, params, tags=release.tags)
     folder = release.specs_folder
     files = deployment.write_specs(specs, folder)
@@ -101,14 +101,22 @@ def endpoint_action(action: str, model: str, env: str | None, overrides: Sequenc
         f"{', FORCED' if release.forced else ''}); specs valid in {paths.relative_to_root(folder)}")
     for path in files:
         say(f"  {paths.relative_to_root(path)}")
+    sample = release.package / "sample-request.json"
     if dry_run:
         if action == "shift":
             say(f"would set traffic {rollout.shifted(to)}")
+        if action == "smoke":
+            say(f"would send {paths.relative_to_root(sample)} to {specs.online_endpoint.name}'s green deployment")
+        if action == "batch":
+            say(f"would create or update batch endpoint {specs.batch_endpoint.name} "
+                f"(deployment {specs.batch_deployment.name})")
         say("dry run: nothing was sent to Azure ML")
         return 0
     steps = rollout.EndpointRollout(workspace.connect(params["azure"]), specs, say=say)
     if action == "shift":
         steps.shift(to)
+    elif action == "smoke":
+        steps.smoke(sample)
     else:
         getattr(steps, action)()
     if action == "deploy":
