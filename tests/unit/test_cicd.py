@@ -262,12 +262,16 @@ def test_the_parser_check_fails_on_a_renamed_flag_or_command():
     assert "invalid choice: 'smoek'" in _parse_error(["endpoint", "smoek", "--model", "diabetes"])
 
 
-@pytest.mark.parametrize("where,argv", MODELFACTORY, ids=[" ".join(a[:2]) + f" @{w}" for w, a in MODELFACTORY])
+def _id(where: str, argv: list[str]) -> str:
+    return where.split(".yml")[0] + ".yml: " + " ".join(argv)
+
+
+@pytest.mark.parametrize("where,argv", MODELFACTORY, ids=[_id(w, ["modelfactory", *a]) for w, a in MODELFACTORY])
 def test_every_modelfactory_command_parses(where, argv):
     assert _parse_error(argv) is None, f"{where}: modelfactory {' '.join(argv)}: {_parse_error(argv)}"
 
 
-@pytest.mark.parametrize("where,argv", MAKE, ids=[f"make {' '.join(a)} @{w}" for w, a in MAKE])
+@pytest.mark.parametrize("where,argv", MAKE, ids=[_id(w, ["make", *a]) for w, a in MAKE])
 def test_every_make_command_names_a_target(where, argv):
     done = subprocess.run(["make", "-n", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{where}: make {' '.join(argv)}: {done.stderr.strip()}"
