@@ -12,7 +12,7 @@ import pytest
 
 from modelfactory.errors import ModelfactoryError
 from modelfactory.ops.azureml import deployment, rollout
-from tests.unit.test_azureml_endpoints import _params, package  # noqa: F401 (a module-scoped fixture)
+from test_azureml_endpoints import _params, package  # noqa: F401 (a module-scoped fixture)
 
 
 def _client():
