@@ -180,7 +180,7 @@ def test_the_definitions_are_found():
     # the release flow's commands are all seen by the extractor (if one goes missing, so does its check)
     assert {"submit", "endpoint", "changed", "params"} <= subcommands, subcommands
     actions = {argv[1] for _, argv in MODELFACTORY if argv[0] == "endpoint"}
-    assert actions == {"deploy", "smoke", "rollback", "promote", "batch"}, actions
+    assert {"deploy", "smoke", "rollback", "promote", "batch"} <= actions, actions
 
 
 def _actionlint(*files: Path) -> subprocess.CompletedProcess:
