@@ -192,7 +192,7 @@ def write_scored(folder, day: str, stamps: list[datetime], frame: pd.DataFrame, 
     table = pa.table({"scored_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
                       "request_id": [f"r{i}" for i in range(len(frame))], "row": np.zeros(len(frame), int),
                       "model": ["m"] * len(frame), "model_version": ["1"] * len(frame),
-                      **{c: frame[c].to_numpy() for c in frame}})
+                      **{c: pa.array(frame[c], from_pandas=True) for c in frame}})  # NaN and None: null
     (folder / f"date={day}").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / f"date={day}" / name, row_group_size=row_group_size)
 
@@ -201,6 +201,8 @@ def test_read_window_reads_only_the_window_and_check_folder_agrees(tmp_path, ref
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     minutes = [start + timedelta(minutes=i) for i in range(3000)]  # two days and two hours
     data = window(11, 3000)
+    data.loc[::100, "bmi"] = np.nan  # nulls in the Parquet files too
+    data.loc[::50, "island"] = None
     days = [m.strftime("%Y-%m-%d") for m in minutes]
     for day in sorted(set(days)):
         picked = [i for i, d in enumerate(days) if d == day]
@@ -219,7 +221,11 @@ def test_read_window_reads_only_the_window_and_check_folder_agrees(tmp_path, ref
     assert list(drift.read_window(tmp_path, since, until, columns=["bmi"]).columns) == ["bmi"]
     late = drift.read_window(tmp_path, datetime(2026, 11, 2), datetime(2026, 11, 2, 0, 0, 30))
     assert len(late) == 2  # the row after midnight in 1 November's file, and 2 November's first row
-    assert drift.check_folder(reference, tmp_path, since, until, settings) == drift.check_window(reference, rows, settings)
+    streamed = drift.check_folder(reference, tmp_path, since, until, settings)
+    assert streamed == drift.check_window(reference, rows, settings)
+    quality = {q["feature"]: q for q in streamed["quality"]}
+    assert quality["bmi"]["null_rate"] == pytest.approx(0.01, abs=0.001) and quality["bmi"]["breached"]
+    assert quality["island"]["null_rate"] == pytest.approx(0.02, abs=0.001)
     assert len(drift.read_window(tmp_path, datetime(2027, 1, 1), datetime(2027, 1, 2))) == 0
     empty = drift.check_folder(reference, tmp_path, datetime(2027, 1, 1), datetime(2027, 1, 2), settings)
     assert empty["rows"] == 0 and empty["verdict"].startswith("too few rows to judge: 0 <")

@@ -274,7 +274,9 @@ def _as_numbers(column) -> tuple[np.ndarray, int]:
 
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            return np.asarray(column.to_numpy(), dtype="float64"), 0
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            numbers = [c.to_numpy(zero_copy_only=False) for c in chunks]  # a null becomes NaN
+            return np.concatenate(numbers).astype("float64", copy=False) if numbers else np.zeros(0), 0
         column = column.to_pandas()
     if isinstance(column, np.ndarray):
         column = pd.Series(column)
