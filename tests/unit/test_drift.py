@@ -69,6 +69,10 @@ def test_a_shift_in_one_categorical_feature_flags_that_feature_only(reference, s
     shifted["island"] = np.random.default_rng(3).choice(["Biscoe", "Dream", "Torgersen"], 2000, p=[0.2, 0.3, 0.5])
     result = drift.check_window(reference, shifted, settings)
     assert result["drifted"] == ["island"] and result["verdict"] == "drift in 1 of 6 features: island"
+    quality = {q["feature"]: q for q in result["quality"]}
+    assert quality["island"]["out_of_range_rate"] == 0.0  # the same three islands, in other shares
+    assert quality["smoker"] == {"feature": "smoker", "null_rate": 0.0, "type_error_rate": 0.0,
+                                 "out_of_range_rate": 0.0, "nullable": False, "breached": False}
 
 
 def test_windows_from_the_training_distribution_stay_quiet_in_95_of_100_draws(reference, settings):

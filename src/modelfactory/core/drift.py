@@ -398,6 +398,8 @@ def _reference_spec(profile: Mapping) -> dict:
     if profile["kind"] == "numerical":
         return {"dtype": "number", "nullable": profile["nulls"] > 0, "min": profile.get("min"),
                 "max": profile.get("max")}
+    if profile["categories"] and all(isinstance(c, bool) for c in profile["categories"]):
+        return {"dtype": "boolean", "nullable": profile["nulls"] > 0}
     return {"dtype": "category", "nullable": profile["nulls"] > 0, "categories": profile["categories"]}
 
 
