@@ -177,8 +177,8 @@ def test_a_per_feature_metric_overrides_its_kind_and_must_fit_it(reference, sett
 def test_labels_that_match_no_request_are_counted_and_live_performance_uses_training_metrics():
     scored = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r3"], "row": [0, 1, 0, 0],
                            "prediction": ["Adelie", "Gentoo", "Adelie", "Chinstrap"]})
-    labels = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r9", "r8"], "row": [0, 1, 0, 0, 0],
-                           "species": ["Adelie", "Adelie", "Adelie", "Gentoo", "Adelie"]})
+    labels = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r9", "r8", "r2"], "row": [0, 1, 0, 0, 0, 0],
+                           "species": ["Adelie", "Adelie", "Gentoo", "Gentoo", "Adelie", "Adelie"]})  # r2 corrected
     joined, unmatched = drift.join_labels(scored, labels)
     assert unmatched == 2 and len(joined) == 3
     performance = drift.live_performance(joined, "classification", ["accuracy", "f1_macro", "log_loss"], "species")

@@ -571,10 +571,12 @@ def _categorical_quality(tally: Tally, spec: Mapping) -> None:
 
 def join_labels(window: pd.DataFrame, labels: pd.DataFrame, id_column: str = "request_id") -> tuple[pd.DataFrame, int]:
     """The scored rows that have a true value, and how many labels matched no scored row (reported,
-    never dropped silently). Joined on ``id_column``, and on ``row`` too when the labels have it."""
+    never dropped silently). Joined on ``id_column``, and on ``row`` too when the labels have it; a
+    label given twice for one row counts once, the later one."""
     if id_column not in labels:
         raise DataValidationError(f"labels: no column '{id_column}' to join the scored rows on")
     keys = [id_column] + (["row"] if "row" in labels and "row" in window else [])
+    labels = labels.drop_duplicates(keys, keep="last")  # a label sent twice: the later one counts, once
     label_keys = labels[keys].astype({id_column: str})
     scored_keys = window[keys].astype({id_column: str}).drop_duplicates()
     matched = label_keys.merge(scored_keys, on=keys, how="left", indicator=True)["_merge"] == "both"
