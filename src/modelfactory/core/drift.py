@@ -364,7 +364,8 @@ def window_batches(folder: Path, since: datetime, until: datetime,
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataValidationError(f"{folder}: the scored files disagree on a column's type: {exc}") from None
     stamp = pa.timestamp("us", tz="UTC")
-    window = (ds.field("scored_at") >= pa.scalar(_utc(since), stamp)) & (ds.field("scored_at") < pa.scalar(_utc(until), stamp))
+    scored_at = ds.field("scored_at")
+    window = (scored_at >= pa.scalar(_utc(since), stamp)) & (scored_at < pa.scalar(_utc(until), stamp))
     dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
     wanted = None if columns is None else [c for c in columns if c in schema.names]
     yield from dataset.to_batches(columns=wanted, filter=window, **SCANNER)
