@@ -21,6 +21,7 @@ from modelfactory.errors import AzureSpecError
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+ENDPOINT_MAX = 32               # azure.ai.ml's EndpointConfigurations.MAX_NAME_LENGTH
 
 
 @dataclass
@@ -34,8 +35,14 @@ class EndpointSpecs:
 
 
 def endpoint_name(template: str, model: str, env: str) -> str:
-    """Fill ``{model}`` and ``{env}`` and make the name Azure-valid (underscores become hyphens)."""
-    return template.format(model=model, env=env).replace("_", "-").lower()
+    """Fill ``{model}`` and ``{env}`` and make the name Azure-valid (underscores become hyphens).
+
+    A name over Azure's 32 characters (a partition's model name is long: sales--store-3--product-b)
+    keeps its start and ends in a hash of the whole, so each partition keeps its own endpoint.
+    """
+    from modelfactory.ops.partitions import fit_name
+
+    return fit_name(template.format(model=model, env=env).replace("_", "-").lower(), ENDPOINT_MAX)
 
 
 def serving_environment(package: Path, base_image: str):
