@@ -81,6 +81,11 @@ class DataSection(Section):
         if info.data.get("target") in value:
             raise ValueError(f"'{info.data['target']}' is the target (data.target); a partition's key cannot be "
                              "what the model predicts")
+        checks = info.data.get("checks")
+        required = set(checks.required_columns) & set(value) if checks is not None else set()
+        if required:  # each partition's rows arrive without their key columns (they are constant)
+            raise ValueError(f"'{sorted(required)[0]}' is also in data.checks.required_columns; a partition's key "
+                             "columns are dropped from its rows, so list only feature columns there")
         return value
 
     @field_validator("dataset")

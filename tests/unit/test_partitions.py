@@ -92,14 +92,16 @@ def test_long_endpoint_names_are_shortened_to_what_azure_ai_ml_accepts():
 
     from modelfactory.ops.azureml.deployment import endpoint_name
 
-    short = endpoint_name("{model}-{env}", "diabetes", "dev")
-    assert short == "diabetes-dev", "a name that fits is left alone"
-    names = {endpoint_name("{model}-{env}-batch", f"sales--store-{s}--product-b", "prod") for s in (1, 2)}
+    assert endpoint_name("{model}-{env}", "sales--store-1", "dev", partition=True) == "sales--store-1-dev", \
+        "a name that fits is left alone"
+    names = {endpoint_name("{model}-{env}-batch", f"sales--store-{s}--product-b", "prod", True) for s in (1, 2)}
     assert len(names) == 2, "two partitions keep two endpoints"
     for name in names:
         assert len(name) == 32 and name.startswith("sales--store-")
         validate_endpoint_or_deployment_name(name)  # azure-ai-ml's own check: raises on a bad name
-    assert endpoint_name("{model}-{env}-batch", "sales--store-1--product-b", "prod") in names, "stable"
+    assert endpoint_name("{model}-{env}-batch", "sales--store-1--product-b", "prod", True) in names, "stable"
+    # a model's own template that is too long is still the user's mistake to hear about, not shortened
+    assert len(endpoint_name("{model}-{env}-endpoint-for-the-whole-company", "diabetes", "dev")) > 32
 
 
 def test_partition_by_the_target_is_refused_in_one_line(proj):
@@ -108,6 +110,8 @@ def test_partition_by_the_target_is_refused_in_one_line(proj):
     with pytest.raises(ParamsError, match=r"^--set: data.partition_by: 'target' is the target \(data.target\); a "
                                           "partition's key cannot be what the model predicts$"):
         resolve("diabetes", "dev", ["data.partition_by=[sex, target]"])
+    with pytest.raises(ParamsError, match=r"^--set: data.partition_by: 'sex' is also in data.checks.required_columns"):
+        resolve("diabetes", "dev", ["data.partition_by=[sex]"])
 
 
 @pytest.fixture
