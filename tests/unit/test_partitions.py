@@ -283,3 +283,22 @@ def test_base_yaml_documents_the_new_keys():
                 "mini_batch_error_threshold:", "retry_settings:"):
         line = next(l for l in text.splitlines() if l.strip().startswith(key))
         assert "#" in line, f"{key} has no comment in params/base.yaml"
+
+
+def test_the_runner_plans_one_run_per_partition_and_lists_the_skipped(in_sales):
+    from modelfactory.errors import PipelineError
+    from modelfactory.ops.pipeline import load_pipeline
+    from modelfactory.ops.runner import RunRequest, check_requests
+
+    said = []
+    checked = check_requests([RunRequest("sales", "dev")], load_pipeline("training"), said.append)
+    assert len(checked) == 22 and [s.display for s in checked.skipped] == ["sales/store=4,product=E",
+                                                                          "sales/store=4,product=F"]
+    assert said[0] == "skipped 2 partition(s), not trained:" and len(said) == 3
+    _, resolved, _, _, record = checked[0]
+    assert record["partition"] == resolved["data"]["partition"] == {"store": 1, "product": "A"}
+    said.clear()
+    with pytest.raises(PipelineError, match=r"^nothing to run: every partition was skipped \(see above\)$"):
+        check_requests([RunRequest("sales", "dev", ["data.checks.min_rows=1000"])], load_pipeline("training"),
+                       said.append)
+    assert said[0] == "skipped 24 partition(s), not trained:"
