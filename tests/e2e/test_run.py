@@ -27,7 +27,7 @@ def full_run(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     shutil.copy2(ROOT / "Makefile", project / "Makefile")
     # The partitioned demo's 22 runs would double this test's time: make run still generates and
-    # registers its data here; tests/e2e/test_partitions.py runs a few of its partitions.
+    # registers its data here; tests/e2e/test_partitioned_run.py runs a few of its partitions.
     (project / "params" / "models" / "sales.yaml").unlink()
     done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "run",
                            f"BIN={Path(sys.executable).parent}"],

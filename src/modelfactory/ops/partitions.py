@@ -68,8 +68,7 @@ def partition_name(model: str, key: Mapping) -> str:
 
 
 def _slug(value) -> str:
-    text = str(value).lower() if not isinstance(value, bool) else str(value).lower()
-    return _UNSAFE.sub("-", text).strip("-") or "x"
+    return _UNSAFE.sub("-", str(value).lower()).strip("-") or "x"   # "x": a value of punctuation only
 
 
 def parse_name(name: str) -> tuple[str, dict[str, str] | None]:
