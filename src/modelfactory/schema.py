@@ -68,6 +68,25 @@ class DataSection(Section):
     asset_type: Literal["uri_file", "uri_folder", "mltable"] | None = None
     # The data contract (contract.py): a mapping, or a YAML file under params/; None: inferred from the data.
     contract: dict | str | None = None
+    # One model per distinct value of these columns (ops/partitions.py); []: one model on every row.
+    partition_by: list[str] = Field(default_factory=list)
+    # The partition this run trains, {column: value}; set by the runner from partition_by, not by hand.
+    partition: dict | None = None
+
+    @field_validator("partition_by")
+    @classmethod
+    def _partition_columns(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value} names a column twice")
+        if info.data.get("target") in value:
+            raise ValueError(f"'{info.data['target']}' is the target (data.target); a partition's key cannot be "
+                             "what the model predicts")
+        checks = info.data.get("checks")
+        required = set(checks.required_columns) & set(value) if checks is not None else set()
+        if required:  # each partition's rows arrive without their key columns (they are constant)
+            raise ValueError(f"'{sorted(required)[0]}' is also in data.checks.required_columns; a partition's key "
+                             "columns are dropped from its rows, so list only feature columns there")
+        return value
 
     @field_validator("dataset")
     @classmethod
@@ -278,6 +297,24 @@ class WaitSpec(Section):
     timeout_minutes: float = Field(gt=0)
 
 
+class ParallelRetrySpec(Section):
+    """How often a failed mini-batch (one partition) is tried again, and how long one may take."""
+
+    max_retries: int = Field(ge=0)
+    timeout_seconds: int = Field(ge=1)
+
+
+class ParallelSpec(Section):
+    """The Azure ML ``parallel`` job that trains a partitioned model: one mini-batch per partition."""
+
+    instance_count: int = Field(ge=1)
+    max_concurrency_per_instance: int = Field(ge=1)
+    mini_batch_error_threshold: int = Field(ge=-1)
+    error_threshold: int = Field(ge=-1)
+    retry_settings: ParallelRetrySpec
+    logging_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class AzureSection(Section):
     """Azure ML: where jobs run and what they deploy. Values that differ per environment come from
     environment variables through params/env/*.yaml."""
@@ -291,6 +328,7 @@ class AzureSection(Section):
     schedule: ScheduleSpec
     automl: AutoMLSpec
     wait: WaitSpec
+    parallel: ParallelSpec
 
 
 # Azure ML's own metric names (azure.ai.ml.entities NumericalDriftMetrics / CategoricalDriftMetrics), so the

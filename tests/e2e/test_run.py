@@ -26,6 +26,9 @@ def full_run(tmp_path_factory):
     registered, then every model run), with this interpreter's bin folder as the virtualenv's."""
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     shutil.copy2(ROOT / "Makefile", project / "Makefile")
+    # The partitioned demo's 22 runs would double this test's time: make run still generates and
+    # registers its data here; tests/e2e/test_partitioned_run.py runs a few of its partitions.
+    (project / "params" / "models" / "sales.yaml").unlink()
     done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "run",
                            f"BIN={Path(sys.executable).parent}"],
                           cwd=project, env=clean_env(), capture_output=True, text=True, timeout=900)
@@ -43,6 +46,7 @@ def test_make_run_registers_the_penguins_csv_and_runs_every_demo_model(full_run)
     assert sorted(m["model"] for m in manifests) == ["breast_cancer", "diabetes", "penguins"]
     shipped = files("palmerpenguins") / "data" / "penguins.csv"
     assert re.search(r"^registered penguins:1 \(344 rows, 8 columns, hash [0-9a-f]{12}\)", done.stdout, re.M)
+    assert re.search(r"^registered sales:1 \(16165 rows, 9 columns, hash [0-9a-f]{12}\)", done.stdout, re.M)
     penguins = next(m for m in manifests if m["model"] == "penguins")
     assert penguins["data"] == {"source": "registered", "name": "penguins", "uri": "penguins:1", "version": "1",
                                 "hash": hash_file(Path(str(shipped)))}

@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, cli, copy_project
 
 MODELS = ["breast_cancer", "diabetes", "penguins"]
+PARTITIONED = ["sales"]  # one parallel job, not a step per stage: tests/unit/test_partitions.py
 ENVS = ["dev", "prod", "stage"]
 
 
@@ -21,6 +22,10 @@ def project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("azure") / "project", whole=True)
     # penguins reads the data registry, as after `make run` (which registers the package's CSV)
     registered = cli(project, "data", "register", "penguins", str(files("palmerpenguins") / "data" / "penguins.csv"))
+    assert registered.returncode == 0, registered.stderr
+    from modelfactory.core.demo_data import write_sales
+
+    registered = cli(project, "data", "register", "sales", str(write_sales(project / "landing" / "sales.parquet")))
     assert registered.returncode == 0, registered.stderr
     return project
 
@@ -34,7 +39,7 @@ def in_project(project, monkeypatch):
 
 
 def test_the_shipped_models_and_envs_are_the_ones_tested():
-    assert sorted(p.stem for p in (ROOT / "params/models").glob("*.yaml")) == MODELS
+    assert sorted(p.stem for p in (ROOT / "params/models").glob("*.yaml")) == sorted(MODELS + PARTITIONED)
     assert sorted(p.stem for p in (ROOT / "params/env").glob("*.yaml")) == ENVS
 
 
@@ -145,7 +150,7 @@ def test_snapshot_is_lean_and_holds_what_jobs_need(in_project):
 def test_submit_dry_run_from_the_command_line(in_project):
     done = cli(in_project, "submit", "--env", "stage", "--dry-run")
     assert done.returncode == 0, done.stderr
-    for model in MODELS:
+    for model in MODELS + PARTITIONED:
         assert f"{model} (stage): specs valid in runs/" in done.stdout
     assert done.stdout.strip().endswith("dry run: nothing was sent to Azure ML")
     assert "experimental class" not in done.stdout + done.stderr

@@ -119,7 +119,7 @@ def test_each_mistake_is_one_line_with_exit_code_2(proj, capsys, rel, text, args
 
 
 @pytest.mark.parametrize("model,env,expected", [
-    ("diabets", "dev", "unknown model 'diabets': params/models/ has breast_cancer, diabetes, penguins; did you mean 'diabetes'?"),
+    ("diabets", "dev", "unknown model 'diabets': params/models/ has breast_cancer, diabetes, penguins, sales; did you mean 'diabetes'?"),
     ("diabetes", "qa", "unknown environment 'qa': params/env/ has dev, prod, stage"),
     ("diabetes", "prd", "unknown environment 'prd': params/env/ has dev, prod, stage; did you mean 'prod'?"),
 ])

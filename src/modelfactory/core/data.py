@@ -15,13 +15,20 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
 
     ``data.source`` picks the reader (sources.SOURCES); switching source is a params change only. The
     source's URI, version and content hash go with the frame (``frame.attrs['source']``) and, when a
-    stage's MLflow run is active, into MLflow as the run's dataset input.
+    stage's MLflow run is active, into MLflow as the run's dataset input. With ``data.partition`` set
+    (one model per partition), only that partition's rows are read, and its key columns, the same in
+    every row, are dropped.
     """
     from modelfactory.core import sources
 
     ref = sources.locate(data_params)
-    frame = sources.read(ref)
+    partition = data_params.get("partition")
+    frame = sources.read_partition(ref, partition) if partition else sources.read(ref)
     where = sources.shown(ref.files[0]) if len(ref.files) == 1 else f"dataset '{data_params['dataset']}'"
+    if partition:
+        where += f" partition {', '.join(f'{c}={v}' for c, v in partition.items())}"
+        if frame.empty:
+            raise DataValidationError(f"{where}: no rows (data.partition)")
     target = data_params["target"]
     require_unique_columns(frame, where)
     if target not in frame.columns:
@@ -33,7 +40,7 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
         raise DataValidationError(f"{where}: column '{target}' (data.target) is empty in all {len(frame)} rows")
     if frame.columns[-1] != target:  # moved alone: selecting every column in a new order copies the table
         frame[target] = frame.pop(target)
-    frame.attrs["source"] = ref.record()
+    frame.attrs["source"] = {**ref.record(), "partition": dict(partition)} if partition else ref.record()
     location = (ref.files[0] if len(ref.files) == 1 else ref.files[0].parent) if ref.files else None
     _log_input(frame, ref.record(), target, location)
     return frame

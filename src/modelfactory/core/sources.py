@@ -108,6 +108,78 @@ def read(ref: DataRef) -> pd.DataFrame:
     return SOURCES[ref.kind].read(ref)
 
 
+# -- partitions (one model per key of data.partition_by; ops/partitions.py) ---------------------------
+
+def partition_counts(data_params) -> list[tuple[dict, int]]:
+    """Each distinct key of ``data.partition_by`` in the data, with its row count.
+
+    Only the key columns are read (Parquet reads just those columns; a CSV is streamed with only
+    them converted), so counting a large file's partitions costs little memory.
+
+    Raises:
+        DataValidationError: a key column is not in the data (one line naming it and the file).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    by = list(data_params["partition_by"])
+    ref = locate(data_params)
+    if not ref.files:  # a bundled dataset: small, read whole
+        table = pa.Table.from_pandas(read(ref), preserve_index=False)
+        _require_key_columns(table.column_names, by, ref.uri)
+        tables = [table.select(by)]
+    else:
+        tables = []
+        for path in ref.files:
+            _require_key_columns(header(path), by, shown(path))
+            if FORMATS[path.suffix.lower()] == "parquet":
+                tables.append(pq.read_table(path, columns=by))
+            else:
+                options = pacsv.ConvertOptions(include_columns=by, strings_can_be_null=True)
+                tables.append(pacsv.read_csv(path, convert_options=options))
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    grouped = table.group_by(by).aggregate([([], "count_all")]).to_pylist()
+    return [({c: row[c] for c in by}, row["count_all"]) for row in grouped]
+
+
+def _require_key_columns(columns, by: list[str], where: str) -> None:
+    missing = [c for c in by if c not in columns]
+    if missing:
+        raise DataValidationError(f"{where}: column '{missing[0]}' (data.partition_by) is not in the data; "
+                                  f"its columns: {', '.join(map(str, columns))}")
+
+
+def read_partition(ref: DataRef, partition) -> pd.DataFrame:
+    """The rows of one partition (``{column: value}``), without its key columns, which are the same
+    in every row. Parquet files are read with a pyarrow filter, so other partitions' row groups are
+    skipped where the file's statistics allow; other sources are read whole and filtered."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if ref.files and all(FORMATS[p.suffix.lower()] == "parquet" for p in ref.files):
+        condition = None
+        for column, value in partition.items():
+            term = pc.field(column) == value
+            condition = term if condition is None else condition & term
+        try:
+            tables = [pq.read_table(path, filters=condition) for path in ref.files]
+        except (pa.ArrowException, TypeError) as exc:  # a value of another type than the column's
+            raise DataValidationError(f"{ref.uri}: cannot select partition {partition} ({_first_line(exc)})") from None
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    else:
+        frame = read(ref)
+        mask = None
+        for column, value in partition.items():
+            # compared as text: a CSV's "007" and a key typed 7 by hand must not quietly differ in type
+            term = frame[column].astype(str) == str(value)
+            mask = term if mask is None else mask & term
+        frame = frame[mask].reset_index(drop=True)
+    return frame.drop(columns=list(partition))
+
+
 # -- files -----------------------------------------------------------------------------------------
 
 def shown(path: Path) -> str:

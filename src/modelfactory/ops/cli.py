@@ -19,12 +19,17 @@ EPILOG = ("exit codes: 0 ok, 1 stage failed, 2 user error, 3 kernel died, 4 cell
           "143 terminated (SIGTERM)")
 
 
+PARTITION_HELP = "a model, or one partition of it ('sales/store=3,product=B' or sales--store-3--product-b)"
+
+
 def _add_params_args(parser: argparse.ArgumentParser, many_models: bool) -> None:
     if many_models:
         parser.add_argument("--model", action="append", metavar="M",
-                            help="a model under params/models/ (repeatable; default: every model)")
+                            help="a model under params/models/, or one partition of it, e.g. "
+                            "'sales/store=3,product=B' (repeatable; default: every model)")
     else:
-        parser.add_argument("--model", required=True, metavar="M", help="a model under params/models/")
+        parser.add_argument("--model", required=True, metavar="M", help="a model under params/models/, or one "
+                            "partition of it ('sales/store=3,product=B' or sales--store-3--product-b)")
     parser.add_argument("--env", metavar="E", help="an environment under params/env/; lifecycle commands use its own "
                         "registered model <model>-<env> (default: $MODELFACTORY_ENV or dev)")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
 
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
-    runs.add_argument("--model", metavar="M")
+    runs.add_argument("--model", metavar="M", help="one model's runs (a partitioned model's: every partition's)")
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
                       help="show the newest N runs (default: 20)")
 
@@ -109,18 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--force", action="store_true", help="replace an existing contract file")
 
     promote = sub.add_parser("promote", help="make a registered version the champion (the old one is kept for rollback)")
-    promote.add_argument("--model", required=True, metavar="M")
+    promote.add_argument("--model", required=True, metavar="M", help=PARTITION_HELP)
     _add_env_arg(promote)
     promote.add_argument("--version", required=True, metavar="N")
     promote.add_argument("--force", action="store_true",
                          help="promote a version the gate rejected (recorded on the version as forced_promote)")
 
     rollback = sub.add_parser("rollback", help="make the previous champion the champion again")
-    rollback.add_argument("--model", required=True, metavar="M")
+    rollback.add_argument("--model", required=True, metavar="M", help=PARTITION_HELP)
     _add_env_arg(rollback)
 
     serve = sub.add_parser("serve", help="serve a registered model with the Azure ML inference server on 127.0.0.1")
-    serve.add_argument("--model", required=True, metavar="M")
+    serve.add_argument("--model", required=True, metavar="M", help=PARTITION_HELP)
     _add_env_arg(serve)
     which = serve.add_mutually_exclusive_group()
     which.add_argument("--alias", default="champion", help="serve the version holding this role (default: champion)")
@@ -138,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the .parquet or .csv file to write, by its suffix (must not exist; its folder must)")
 
     champion = sub.add_parser("champion", help="show the champion and previous champion of a model")
-    champion.add_argument("--model", required=True, metavar="M")
+    champion.add_argument("--model", required=True, metavar="M", help=PARTITION_HELP)
     _add_env_arg(champion)
 
     submit = sub.add_parser("submit", help="run the pipeline on Azure ML: one command job per notebook",
@@ -251,16 +256,20 @@ def _cmd_runs(args, argv) -> int:
     from modelfactory.ops.runs import list_runs
     from modelfactory.ops.verdict import gate_cell
 
-    found = list_runs(args.model)[: args.limit]
+    from modelfactory.ops.partitions import belongs_to
+
+    # --model sales lists every partition's runs too; a partition's display name lists that one's
+    found = [m for m in list_runs() if not args.model or belongs_to(m.get("model", ""), args.model)][: args.limit]
     if not found:
         print("no runs yet: modelfactory run")
         return 0
-    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
+    width, id_width = max([14] + [len(m["model"]) for m in found]), max([34] + [len(m["run_id"]) for m in found])
+    print(f"{'run id':{id_width}} {'model':{width}} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
         first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
         headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
-        print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
+        print(f"{m['run_id']:{id_width}} {m['model']:{width}} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
               f"{gate_cell(m):13} {headline}")
     return 0
 
@@ -291,7 +300,8 @@ def _cmd_report(args, argv) -> int:
 def _cmd_params(args, argv) -> int:
     import yaml
 
-    from modelfactory.params import params_hash, resolve
+    from modelfactory.ops.partitions import resolve_named as resolve
+    from modelfactory.params import params_hash
 
     resolved = resolve(args.model, args.env, args.overrides, args.params_file)
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
@@ -383,7 +393,7 @@ def _cmd_notebooks(args, argv) -> int:
 
 def _connect_registry(args) -> str:
     """Point MLflow at the environment's store; return the environment's registered model name."""
-    from modelfactory.params import resolve
+    from modelfactory.ops.partitions import resolve_named as resolve
     from modelfactory.ops.registry import registered_name
     from modelfactory.ops.tracking import connect
 
@@ -408,7 +418,7 @@ def _cmd_rollback(args, argv) -> int:
 
 
 def _cmd_serve(args, argv) -> int:
-    from modelfactory.params import resolve
+    from modelfactory.ops.partitions import resolve_named as resolve
     from modelfactory.ops.serving.local import serve_registered
 
     params = resolve(args.model, args.env, training_checks=False)  # the model is trained: no sklearn here
@@ -418,7 +428,7 @@ def _cmd_serve(args, argv) -> int:
 def _cmd_score(args, argv) -> int:
 
     from modelfactory.core.batch import score_file
-    from modelfactory.params import resolve
+    from modelfactory.ops.partitions import resolve_named as resolve
     from modelfactory.ops.serving.local import registered_model_dir
 
     params = resolve(args.model, args.env, args.overrides, args.params_file)

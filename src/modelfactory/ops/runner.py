@@ -39,18 +39,40 @@ class RunRequest:
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
 
 
-def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
+class CheckedRequests(list):
+    """The checked requests (one tuple per run), and the partitions skipped as too small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: list = []
+
+
+def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
+                   say: Callable[[str], None] = print) -> CheckedRequests:
     """Resolve and check every request's params, stages and inputs.
 
-    Everything a user can get wrong in a request is caught here, before any kernel starts.
+    Everything a user can get wrong in a request is caught here, before any kernel starts. A
+    partitioned model (``data.partition_by``) becomes one run per partition (ops/partitions.py);
+    the partitions skipped are said here and kept in ``.skipped`` for the run's summary.
     """
-    checked = []
+    from modelfactory.ops import partitions
+
+    checked = CheckedRequests()
     for req in requests:
-        resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
-        stages = select_stages(pipeline, req.stages)
-        sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run,
-                              req.inputs)
-        checked.append((req, resolved, stages, sources, _data_record(pipeline, stages, resolved, sources)))
+        expansion = partitions.plan(req.model, req.env, req.overrides, req.params_file)
+        checked.skipped += expansion.skipped
+        for resolved in expansion.params:
+            stages = select_stages(pipeline, req.stages)
+            sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"],
+                                  req.from_run, req.inputs)
+            record = _data_record(pipeline, stages, resolved, sources)
+            if record is not None and resolved["data"].get("partition"):
+                record = {**record, "partition": resolved["data"]["partition"]}
+            checked.append((req, resolved, stages, sources, record))
+    for line in partitions.skipped_lines(checked.skipped):
+        say(line)
+    if not checked:
+        raise PipelineError("nothing to run: every partition was skipped (see above)")
     return checked
 
 
@@ -251,10 +273,11 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
 def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),
                  say: Callable[[str], None] = print, progress: bool = False) -> int:
     """Plan and execute; the exit code follows docs/running.md."""
+    from modelfactory.ops import partitions
     from modelfactory.ops.kernels import KernelPool, kernel_env
 
     pipeline = load_pipeline(pipeline_name)
-    checked = check_requests(requests, pipeline)
+    checked = check_requests(requests, pipeline, say)
     root = paths.project_root()
     # The params are valid: start the kernel now, so it warms up while the run folders are made.
     pool = KernelPool(checked[0][1]["runner"], root / "notebooks", kernel_env(root))
@@ -263,7 +286,10 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     try:
         planned = create_runs(checked, pipeline, argv)
         with runs.Heartbeat([run.run_dir for run in planned]):
-            return execute(planned, pipeline, pool, say, progress)
+            code = execute(planned, pipeline, pool, say, progress)
+        for line in partitions.skipped_lines(checked.skipped):  # again last, where the summary is read
+            say(line)
+        return code
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
         from modelfactory.ops.tracking import RUN_FILE
 

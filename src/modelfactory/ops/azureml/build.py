@@ -7,6 +7,8 @@ For one model and environment this writes, under runs/<id>/azureml/:
   environment.yaml   the jobs' environment (unless params name a registered one)
   schedule.yaml      recurring retraining of that pipeline, on the cron from params
   automl.yaml        an AutoML job over the same data input, as a baseline (automl-data/MLTable names it)
+A partitioned model (data.partition_by) is one pipeline job with one parallel step instead, over
+data/MLTable (parallel.py); it has no automl.yaml.
 and loads every file back with azure-ai-ml's own loaders, runs its validation and ours.
 """
 
@@ -33,13 +35,21 @@ def prepare(pipeline, params: Mapping, run_id: str, root: Path | None = None, cl
     root = root or paths.project_root()
     folder = runs.azureml_dir(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
-    submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root, client)
-    files = jobs.write_dry_run(submission)
-    files.append(schedule.write_schedule(params, folder / "pipeline.yaml"))
-    automl = schedule.write_automl(params, folder, submission.data_input)
-    if automl is None:
-        submission.notes.append(schedule.automl_skipped(submission.data_input))
+    if params["data"]["partition_by"]:  # one model per partition: one parallel job over an MLTable (parallel.py)
+        from modelfactory.ops.azureml import parallel
+
+        submission = parallel.build_parallel_job(pipeline, params, run_id, folder, root, client)
+        files = jobs.write_dry_run(submission)
+        files.append(schedule.write_schedule(params, folder / "pipeline.yaml"))
+        automl = None
     else:
+        submission = jobs.build_pipeline_job(pipeline, params, run_id, folder, root, client)
+        files = jobs.write_dry_run(submission)
+        files.append(schedule.write_schedule(params, folder / "pipeline.yaml"))
+        automl = schedule.write_automl(params, folder, submission.data_input)
+        if automl is None:
+            submission.notes.append(schedule.automl_skipped(submission.data_input))
+    if automl is not None:
         files.append(automl)
     submission.files = files
     problems = validate_folder(folder)

@@ -21,6 +21,7 @@ from modelfactory.errors import AzureSpecError
 COLOURS = ("blue", "green")
 # Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
+ENDPOINT_MAX = 32               # azure.ai.ml's EndpointConfigurations.MAX_NAME_LENGTH
 
 
 @dataclass
@@ -33,9 +34,17 @@ class EndpointSpecs:
     batch_deployment: object
 
 
-def endpoint_name(template: str, model: str, env: str) -> str:
-    """Fill ``{model}`` and ``{env}`` and make the name Azure-valid (underscores become hyphens)."""
-    return template.format(model=model, env=env).replace("_", "-").lower()
+def endpoint_name(template: str, model: str, env: str, partition: bool = False) -> str:
+    """Fill ``{model}`` and ``{env}`` and make the name Azure-valid (underscores become hyphens).
+
+    A partition's name over Azure's 32 characters (its model name is long: sales--store-3--product-b)
+    keeps its start and ends in a hash of the whole, so each partition keeps its own endpoint. Any
+    other name too long is left as it is, for the check below to refuse: the template is the user's.
+    """
+    from modelfactory.ops.partitions import fit_name
+
+    name = template.format(model=model, env=env).replace("_", "-").lower()
+    return fit_name(name, ENDPOINT_MAX) if partition else name
 
 
 def serving_environment(package: Path, base_image: str):
@@ -76,7 +85,8 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
     check_package(package)
     azure, model_name, env = params["azure"], params["model"]["name"], params["env"]["name"]
     online, batch = azure["online"], azure["batch"]
-    name = endpoint_name(online["name"], model_name, env)
+    partition = bool(params["data"]["partition_by"])  # one endpoint per partition, its name shortened to fit
+    name = endpoint_name(online["name"], model_name, env, partition)
     check_traffic(online["traffic"], online.get("mirror") or {})
     settings = json.loads((package / "serving.json").read_text())
     model_dir = next((package / "model").rglob("MLmodel")).parent
@@ -100,7 +110,7 @@ def build_specs(package: Path, params: Mapping, colour_versions: Mapping[str, st
             instance_type=online["instance_type"], instance_count=online["instance_count"],
             data_collector=collector if params["deploy"]["scored_data"]["enabled"] else None,
             tags={**shipped, "model_version": str(version)})
-    batch_name = endpoint_name(batch["name"], model_name, env)
+    batch_name = endpoint_name(batch["name"], model_name, env, partition)
     batch_endpoint = BatchEndpoint(name=batch_name, tags=common, description=f"{model_name} ({env}) batch scoring")
     # An MLflow model needs no scoring script in a batch deployment.
     batch_deployment = ModelBatchDeployment(

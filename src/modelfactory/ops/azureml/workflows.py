@@ -81,8 +81,8 @@ def endpoint_action(action: str, model: str, env: str | None, overrides: Sequenc
     """``modelfactory endpoint deploy|smoke|shift|promote|rollback|batch``: the release's specs written and
     checked, then (unless a dry run) the blue/green rollout (or the batch endpoint) through an MLClient."""
     from modelfactory.ops.azureml import deployment, rollout, workspace
+    from modelfactory.ops.partitions import resolve_named as resolve  # a partition ships its own champion
     from modelfactory.ops.release import prepare_release, record_deployed
-    from modelfactory.params import resolve
 
     workspace.quiet_azure_logs()
     params = resolve(model, env, list(overrides), params_file)
