@@ -473,10 +473,11 @@ def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
     fails them)."""
     ok, as_float = _numbers(values)
     inside = np.ones(len(values), bool)
-    if spec.min is not None:
-        inside &= ~ok | (np.where(ok, as_float, 0.0) >= spec.min)
-    if spec.max is not None:
-        inside &= ~ok | (np.where(ok, as_float, 0.0) <= spec.max)
+    with np.errstate(invalid="ignore"):  # what is not a finite number passes through ~ok, whatever it compares as
+        if spec.min is not None:
+            inside &= ~ok | (as_float >= spec.min)
+        if spec.max is not None:
+            inside &= ~ok | (as_float <= spec.max)
     return inside
 
 
