@@ -172,39 +172,89 @@ def infer_contract(frame: pd.DataFrame, categorise: bool = False) -> Contract:
         categorise: list the values of text columns with at most SHOWN_CATEGORIES distinct values as
             category columns (``data contract`` does, for the user to review); else they are strings.
     """
+    return _infer(frame, *text_view(frame), categorise)
+
+
+def _infer(frame: pd.DataFrame, view: pd.DataFrame, text: frozenset, categorise: bool) -> Contract:
+    """infer_contract, reading text columns from ``view`` (text_view's), others from ``frame``."""
     columns = {}
     for name, values in frame.items():
-        present = values.dropna()
-        spec: dict = {"nullable": bool(len(present) < len(values))}
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            spec.update(dtype="category", categories=[_plain(v) for v in values.cat.categories])
-        elif pd.api.types.is_bool_dtype(values) or (values.dtype == object and len(present)
-                                                    and _is_instance(present, (bool, np.bool_)).all()):
-            spec["dtype"] = "boolean"
-        elif pd.api.types.is_numeric_dtype(values) or _mostly_numbers(present):
-            numbers = pd.to_numeric(present, errors="coerce").dropna()
-            whole = pd.api.types.is_integer_dtype(values) or (not pd.api.types.is_float_dtype(values) and len(numbers)
-                                                              and bool((numbers % 1 == 0).all()))
-            spec["dtype"] = "integer" if whole else "number"
-            finite = numbers[np.isfinite(numbers.astype("float64"))]
-            if len(finite):
-                spec.update(min=float(finite.min()), max=float(finite.max()))
-        elif categorise and 0 < present.nunique() <= SHOWN_CATEGORIES and _is_instance(present, str).all():
-            spec.update(dtype="category", categories=sorted(present.unique().tolist()))
-        else:
-            spec["dtype"] = "string"
+        spec = (_infer_text(view[name], categorise) if name in text else _infer_numbers(values)) or \
+            _infer_column(values, categorise)
         columns[str(name)] = spec
     return Contract.model_validate({"strict": False, "inferred": True, "columns": columns})
+
+
+def _infer_column(values: pd.Series, categorise: bool) -> dict:
+    """One column's contract, for any column (what the fast paths below answer for the common ones)."""
+    present = values.dropna()
+    spec: dict = {"nullable": bool(len(present) < len(values))}
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        spec.update(dtype="category", categories=[_plain(v) for v in values.cat.categories])
+    elif pd.api.types.is_bool_dtype(values) or (values.dtype == object and len(present)
+                                                and _is_instance(present, (bool, np.bool_)).all()):
+        spec["dtype"] = "boolean"
+    elif pd.api.types.is_numeric_dtype(values) or _mostly_numbers(present):
+        numbers = pd.to_numeric(present, errors="coerce").dropna()
+        whole = pd.api.types.is_integer_dtype(values) or (not pd.api.types.is_float_dtype(values) and len(numbers)
+                                                          and bool((numbers % 1 == 0).all()))
+        spec["dtype"] = "integer" if whole else "number"
+        finite = numbers[np.isfinite(numbers.astype("float64"))]
+        if len(finite):
+            spec.update(min=float(finite.min()), max=float(finite.max()))
+    elif categorise and 0 < present.nunique() <= SHOWN_CATEGORIES and _is_instance(present, str).all():
+        spec.update(dtype="category", categories=sorted(present.unique().tolist()))
+    else:
+        spec["dtype"] = "string"
+    return spec
+
+
+def _infer_numbers(values: pd.Series) -> dict | None:
+    """_infer_column's answer for a NumPy integer or float column, in a few whole-array passes and no
+    copy (None for any other column)."""
+    array = values.to_numpy()
+    if not isinstance(values.dtype, np.dtype) or array.dtype.kind not in "iuf":
+        return None
+    if array.dtype.kind == "f":
+        gaps = np.isnan(array)
+        spec: dict = {"nullable": bool(gaps.any()), "dtype": "number"}
+        if gaps.all():
+            return spec
+        low, high = np.nanmin(array), np.nanmax(array)
+        if not (np.isfinite(low) and np.isfinite(high)):  # an infinity: the range is that of the finite values
+            finite = array[np.isfinite(array)]
+            if not len(finite):
+                return spec
+            low, high = finite.min(), finite.max()
+        return {**spec, "min": float(low), "max": float(high)}
+    spec = {"nullable": False, "dtype": "integer"}
+    return {**spec, "min": float(array.min()), "max": float(array.max())} if len(array) else spec
+
+
+def _infer_text(values: pd.Series, categorise: bool) -> dict | None:
+    """_infer_column's answer for a text column as text_view gives it (Arrow-backed): a string column,
+    unless its values are mostly numbers or it is to be listed as categories (None: ask _infer_column)."""
+    present = int(values.count())  # from the gap bitmap: no copy without the gaps
+    if present and _numbers_share(values, present) or (categorise and 0 < values.nunique() <= SHOWN_CATEGORIES):
+        return None
+    return {"nullable": present < len(values), "dtype": "string"}
 
 
 def _mostly_numbers(present: pd.Series) -> bool:
     """Text that is at least half numbers (CSV has no types: a mistyped cell makes a column text)."""
     if not len(present) or present.dtype != object or not _is_instance(present, str).all():
         return False
-    # each distinct text parsed once, weighted by how often it appears (a category column has a few)
-    counts = present.value_counts(sort=False)
-    numeric = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce").notna().to_numpy()
-    return bool(counts.to_numpy()[numeric].sum() / len(present) >= MOSTLY_NUMBERS)
+    return _numbers_share(present, len(present))
+
+
+def _numbers_share(text: pd.Series, present: int) -> bool:
+    """Whether at least MOSTLY_NUMBERS of the ``present`` values (not gaps) of some text read as
+    numbers. Each distinct text is parsed once, weighted by how often it appears (a category column
+    has a few)."""
+    counts = text.value_counts(sort=False)  # gaps are not counted
+    distinct = pd.Series(counts.index.to_numpy(dtype=object), dtype=object)
+    numeric = pd.to_numeric(distinct, errors="coerce").notna().to_numpy()
+    return bool(counts.to_numpy()[numeric].sum() / present >= MOSTLY_NUMBERS)
 
 
 def _category(value):
@@ -226,8 +276,9 @@ def check_raw_data(frame: pd.DataFrame, data_params: Mapping) -> tuple[Contract,
     """The explore stage's check: the contract the raw rows are held to (declared, else inferred from
     them) and the table of every check they fail (empty when they keep it). The target may be in the
     rows whether or not a strict contract names it."""
-    contract = contract_for(frame, data_params)
-    return contract, validate_frame(frame, contract, allowed=(data_params["target"],))
+    view, text = text_view(frame)  # converted once, for inferring and checking
+    contract = declared_contract(data_params) or _infer(frame, view, text, False)
+    return contract, _validate(frame, contract, (data_params["target"],), view)
 
 
 def cover(contract: Contract | None, example: pd.DataFrame) -> Contract:
@@ -323,6 +374,50 @@ def example_row(contract: Contract) -> dict:
 
 # -- checking -----------------------------------------------------------------------------------------
 
+def text_view(frame: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, frozenset]:
+    """The frame as the checks read it, and which columns it changed: each text column (object dtype,
+    every value a str or a gap) as an Arrow-backed string column with the same values and gaps.
+
+    pandas answers "which values are missing?" for a column of Python objects by looking at each one
+    (about 0.1 s a column on 2 million rows), and pandera asks it several times per column; an Arrow
+    column keeps its gaps in a bitmap. Converting costs about one such look, once. The other columns,
+    and those named in ``keep``, are the frame's own (no copy); the frame itself is not changed.
+    """
+    if not frame.columns.is_unique:  # columns are replaced by name below
+        return frame, frozenset()
+    converted = {}
+    for name, values in frame.items():
+        if values.dtype == object and name not in keep:
+            arrow = _arrow_text(values.to_numpy())
+            if arrow is not None:
+                converted[name] = pd.Series(arrow, index=frame.index, name=name)
+    if not converted:
+        return frame, frozenset()
+    view = frame.copy(deep=False)
+    for name, values in converted.items():
+        view[name] = values
+    return view, frozenset(converted)
+
+
+def _arrow_text(array: np.ndarray):
+    """An object array whose values are all str or missing, as an Arrow-backed string array (None if
+    any value is something else). Arrow's gaps are pandas' own here: None, NaN and pd.NA; any other
+    missing marker is not a str, and is refused by the test before it."""
+    import pyarrow as pa
+
+    if pd.api.types.infer_dtype(array, skipna=True) != "string":
+        return None
+    try:
+        return pd.arrays.ArrowStringArray(pa.array(array, type=pa.large_string(), from_pandas=True))
+    except pa.ArrowException:
+        return None
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    """Whether a column is Arrow-backed text (every value a str or a gap, by its type)."""
+    return isinstance(values.array, pd.arrays.ArrowStringArray)
+
+
 def _is_instance(values: pd.Series, kinds) -> np.ndarray:
     """``isinstance(value, kinds)`` for each value. A text column (every value a str, pandas' own
     C-level scan says so) is answered at once, and only its gaps are looked at one by one: the
@@ -344,7 +439,8 @@ def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.is_bool_dtype(values):
         return np.zeros(len(values), dtype=bool), np.zeros(len(values))
     if pd.api.types.is_numeric_dtype(values):
-        as_float = values.to_numpy(dtype="float64", na_value=np.nan)
+        # a float64 column is read as it is; other numbers (and nullable ones) as float64, gaps as NaN
+        as_float = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype="float64", na_value=np.nan)
         return np.isfinite(as_float), as_float
     real = _is_instance(values, (int, float, np.integer, np.floating)) & ~_is_instance(values, (bool, np.bool_))
     as_float = np.full(len(values), np.nan)
@@ -368,8 +464,8 @@ def type_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
         if pd.api.types.is_string_dtype(values) and values.dtype != object:
             return np.ones(len(values), bool)
         return _is_instance(values, str)
-    allowed = values.isin(spec.categories).to_numpy() & ~_is_instance(values, (bool, np.bool_))
-    return allowed
+    allowed = values.isin(spec.categories).to_numpy()
+    return allowed if _is_arrow_text(values) else allowed & ~_is_instance(values, (bool, np.bool_))
 
 
 def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
@@ -377,10 +473,11 @@ def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
     fails them)."""
     ok, as_float = _numbers(values)
     inside = np.ones(len(values), bool)
-    if spec.min is not None:
-        inside &= ~ok | (np.where(ok, as_float, 0.0) >= spec.min)
-    if spec.max is not None:
-        inside &= ~ok | (np.where(ok, as_float, 0.0) <= spec.max)
+    with np.errstate(invalid="ignore"):  # what is not a finite number passes through ~ok, whatever it compares as
+        if spec.min is not None:
+            inside &= ~ok | (as_float >= spec.min)
+        if spec.max is not None:
+            inside &= ~ok | (as_float <= spec.max)
     return inside
 
 
@@ -412,12 +509,20 @@ def to_schema(contract: Contract):
     columns = {}
     for name, spec in contract.columns.items():
         dtype_name, range_name = check_names(spec)
-        checks = [pa.Check(lambda s, spec=spec: pd.Series(type_ok(s, spec), index=s.index), name=dtype_name)]
+        checks = [pa.Check(_gaps_pass(type_ok, spec), name=dtype_name, ignore_na=False)]
         if range_name:
-            checks.append(pa.Check(lambda s, spec=spec: pd.Series(range_ok(s, spec), index=s.index), name=range_name))
+            checks.append(pa.Check(_gaps_pass(range_ok, spec), name=range_name, ignore_na=False))
         columns[name] = pa.Column(None, nullable=spec.nullable, unique=spec.unique, checks=checks, required=True,
                                   coerce=False)
     return pa.DataFrameSchema(columns, strict=contract.strict, coerce=False)
+
+
+def _gaps_pass(check, spec: ColumnContract):
+    """A column check for pandera that passes missing values, which the nullable check judges. The same
+    answers as pandera dropping them first (``ignore_na``), without a copy of the column per check."""
+    def run(values: pd.Series) -> pd.Series:
+        return pd.Series(check(values, spec) | values.isna().to_numpy(), index=values.index)
+    return run
 
 
 CHECK_NAMES = {"not_nullable": "nullable", "field_uniqueness": "unique", "column_in_schema": "not in the contract (strict)",
@@ -433,10 +538,34 @@ def validate_frame(frame: pd.DataFrame, contract: Contract, allowed: tuple[str, 
         contract: what they must keep.
         allowed: columns a strict contract lets through all the same (the target, in raw data).
     """
+    return _validate(frame, contract, allowed, None)
+
+
+def _validate(frame: pd.DataFrame, contract: Contract, allowed: tuple[str, ...], view) -> pd.DataFrame:
+    """validate_frame, first on text_view's ``view`` of the frame (made here when None). Rows that pass
+    there pass on the frame itself (its text columns hold the same values and gaps); rows that fail
+    are checked again on the frame, so the failure table shows the values exactly as they were read."""
+    numbered = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
+    if not numbered:
+        frame, view = frame.reset_index(drop=True), None
+    numeric = {name for name, spec in contract.columns.items() if spec.dtype in ("number", "integer")}
+    if view is None:
+        view = text_view(frame, keep=numeric)[0]
+    # text the contract says holds numbers is read as numbers (coerce_text_numbers): not from the view
+    back = [name for name in numeric if name in view and _is_arrow_text(view[name]) and not _is_arrow_text(frame[name])]
+    if back:
+        view = view.copy(deep=False)
+        for name in back:
+            view[name] = frame[name]
+    if _schema_errors(view, contract, allowed) is None:
+        return failure_table(None)
+    return failure_table(_schema_errors(coerce_text_numbers(frame, contract), contract, allowed))
+
+
+def _schema_errors(frame: pd.DataFrame, contract: Contract, allowed: tuple[str, ...]) -> pd.DataFrame | None:
+    """pandera's failure cases for the frame (None when it keeps the contract)."""
     import pandera.pandas as pa
 
-    numbered = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
-    frame = coerce_text_numbers(frame if numbered else frame.reset_index(drop=True), contract)
     schema = to_schema(contract)
     if allowed and contract.strict:
         schema = schema.add_columns({name: pa.Column(None, nullable=True) for name in allowed
@@ -444,8 +573,8 @@ def validate_frame(frame: pd.DataFrame, contract: Contract, allowed: tuple[str, 
     try:
         schema.validate(frame, lazy=True, inplace=True)  # nothing is coerced, so no copy of the table is needed
     except pa.errors.SchemaErrors as exc:
-        return failure_table(exc.failure_cases)
-    return failure_table(None)
+        return exc.failure_cases
+    return None
 
 
 def failure_table(cases: pd.DataFrame | None) -> pd.DataFrame:

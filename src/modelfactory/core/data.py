@@ -135,7 +135,7 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
 
     checks = data_params["checks"]
     target = data_params["target"]
-    missing_share = float(frame.isna().mean().max()) if len(frame) and len(frame.columns) else 0.0
+    missing_share = max(missing_counts(frame)) / len(frame) if len(frame) and len(frame.columns) else 0.0
     absent = [c for c in [*checks["required_columns"], target] if c not in frame.columns]
     # Column kinds are looked up on no rows: select_dtypes on the whole table would copy it.
     kinds = frame.iloc[:0]
@@ -160,6 +160,26 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
          usable == frame.shape[1] - (target in frame)),
     ]
     return pd.DataFrame(rows, columns=["check", "param", "observed", "expected", "passed"])
+
+
+def missing_counts(frame: pd.DataFrame) -> list[int]:
+    """Missing values per column (``frame.isna().sum()``, without looking at every value of a text
+    column that has no gap: pandas' C-level type scan says so at once, where isna costs about 0.1 s a
+    column on 2 million rows)."""
+    import numpy as np
+
+    counts = []
+    for _, values in frame.items():
+        array = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+        if array is not None and array.dtype.kind in "iub":  # NumPy integers and booleans have no gaps
+            counts.append(0)
+        elif array is not None and array.dtype.kind == "f":
+            counts.append(int(np.isnan(array).sum()))
+        elif array is not None and array.dtype == object and pd.api.types.infer_dtype(array, skipna=False) == "string":
+            counts.append(0)  # every value a str
+        else:
+            counts.append(int(values.isna().sum()))
+    return counts
 
 
 def require_checks_passed(checks: pd.DataFrame) -> None:
