@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.errors import ModelfactoryError
-from modelfactory.ops.serving.packaging import build_request
+from modelfactory.ops.serving.packaging import build_request, start_local_endpoint
 
 
 def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
@@ -53,9 +53,7 @@ def smoke_test_local_endpoint(package_dir: Path, deploy: Mapping, sample: pd.Dat
     if not deploy.get("local_endpoint", True):
         return pd.DataFrame({"rows scored": [0], "rows expected": [len(sample)], "max abs difference": [0.0],
                              "tolerance": [deploy["tolerance"]], "match": [True], "endpoint": [SKIPPED]})
-    from modelfactory.ops.serving import packaging
-
-    with packaging.start_local_endpoint(package_dir, deploy["endpoint"], progress) as endpoint:
+    with start_local_endpoint(package_dir, deploy["endpoint"], progress) as endpoint:
         return smoke_test(endpoint, sample, expected, deploy["tolerance"])
 
 

@@ -84,7 +84,11 @@ def model_line(result: ModelResult) -> str:
 
     label = {runs.SUCCEEDED: "ok"}.get(result.status, result.status)
     value, champion = primary_values(result.manifest, result.primary_metric)
-    if value is None:
+    stopped = [name for name, stage in (result.manifest.get("stages") or {}).items()
+               if stage.get("status") in (runs.FAILED, runs.INTERRUPTED)]
+    if stopped:
+        metric = f"{result.status} at {stopped[0]}"
+    elif value is None:
         metric = "-"
     else:
         metric = f"{verdict.metric_label(result.primary_metric)} {value:.4g}"
@@ -110,7 +114,7 @@ def summary_lines(results: Sequence[ModelResult], elapsed: float, report: Path |
         lines.append(f"{len(failed)} failed; rerun each with the command under it:")
         for result in failed:
             lines.append(f"  {result.model} (run {result.run_id})")
-            lines.append(f"    {(result.failure or 'failed').splitlines()[0]}")
+            lines.append(f"    {result.manifest.get('error') or 'failed'}")
             lines.append(f"    rerun: {result.rerun}")
     return lines
 

@@ -58,22 +58,28 @@ def plot_primary_metric(rows: Sequence[Mapping], target: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    heights = [max(1.6, 0.32 * len(group) + 0.9) for group in by_metric.values()]
+    heights = [max(1.8, 0.3 * len(group) + 1.1) for group in by_metric.values()]
     fig, axes = plt.subplots(len(by_metric), 1, figsize=(9, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, (metric, group) in zip(axes[:, 0], by_metric.items()):
+        # Dots, not bars: models of one metric differ in its last digits, which bars from zero hide.
         group = sorted(group, key=lambda row: row["model"], reverse=True)  # top to bottom by name
-        names = [row["model"] for row in group]
-        colours = [STATUS_COLOURS.get("succeeded") if row["status"] == runs.SUCCEEDED else "#9a6700" for row in group]
-        ax.barh(names, [row["value"] for row in group], color=colours, alpha=0.75, label="this run")
+        ys = range(len(group))
+        colours = [STATUS_COLOURS["succeeded"] if row["status"] == runs.SUCCEEDED else STATUS_COLOURS["failed"]
+                   for row in group]
+        ax.hlines(list(ys), 0, 1, transform=ax.get_yaxis_transform(), colors="#d0d7de", linewidth=0.8, zorder=1)
+        ax.scatter([row["value"] for row in group], list(ys), color=colours, s=36, zorder=3, label="this run")
         marked = [(i, row["champion_value"]) for i, row in enumerate(group) if row["champion_value"] is not None]
         if marked:
-            ax.scatter([v for _, v in marked], [i for i, _ in marked], marker="|", s=260, linewidths=3,
-                       color="black", zorder=3, label="champion before this run")
-        ax.set_title(f"{verdict.metric_label(metric)} by model (holdout)", loc="left", fontsize=11)
+            ax.scatter([v for _, v in marked], [i for i, _ in marked], marker="|", s=220, linewidths=2.5,
+                       color="black", zorder=2, label="champion before this run")
+        ax.set_yticks(list(ys), [row["model"] for row in group])
+        ax.set_ylim(-0.7, len(group) - 0.3)
+        ax.margins(x=0.15)
+        ax.set_title(f"{verdict.metric_label(metric)} by model (holdout; champion marked)", loc="left", fontsize=11)
         ax.set_xlabel(verdict.metric_label(metric))
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(target, dpi=100)
     plt.close(fig)
@@ -94,17 +100,20 @@ def render_page(rows: Sequence[Mapping], summary: Mapping, plot: str | None) -> 
         colour = STATUS_COLOURS.get(row["status"], "#000")
         metric = verdict.metric_label(row["metric"]) if row["metric"] else ""
         champion = _cell_value(row["champion_value"])
+        if row["value"] is not None and row["champion_value"] is None:  # judged, with no champion to beat
+            champion = "none yet"
         if row["champion_version"] is not None and row["champion_value"] is not None:
             champion += f' <span class="muted">v{esc(str(row["champion_version"]))}</span>'
         body.append(
-            f'<tr><td><a href="{esc(row["report"])}">{esc(row["model"])}</a></td>'
+            f'<tr><td class="name"><a href="{esc(row["report"])}">{esc(row["model"])}</a></td>'
             f'<td style="color:{colour}"><b>{esc(row["status"])}</b></td>'
             f"<td>{esc(metric)}</td><td class=num>{_cell_value(row['value'])}</td><td class=num>{champion}</td>"
-            f"<td>{esc(row['gate'])}</td><td class=num>{duration_text(row['duration_s'])}</td>"
+            f"<td class=num>{esc(row['gate'])}</td><td class=num>{duration_text(row['duration_s'])}</td>"
             f'<td class="why">{esc(row["decision"])}</td></tr>')
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     picture = (f'<figure><img src="{esc(plot)}" alt="primary metric by model"><figcaption>Each model\'s primary '
-               "holdout metric in this run (bar) and its champion's before it (black mark); models by name."
+               "holdout metric in this run (dot; red when the run failed after evaluating) and its champion's before "
+               "this run (black mark); models by name. One panel per metric."
                "</figcaption></figure>") if plot else "<p>No model reached its evaluation.</p>"
     failed = [row for row in rows if row["status"] == runs.FAILED and row["rerun"]]
     reruns = ""
@@ -118,13 +127,13 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 75rem;
 h1 {{ margin-bottom: .2rem; }} .muted {{ color: #57606a; font-size: .85rem; }}
 table {{ border-collapse: collapse; margin-bottom: 1rem; }}
 th, td {{ text-align: left; padding: .3rem .8rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }}
-.num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+td.name {{ white-space: nowrap; }} .num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 td.why {{ font-size: .85rem; color: #57606a; max-width: 28rem; }} code {{ overflow-wrap: anywhere; }}
 figure {{ margin: 1rem 0; }} img {{ max-width: 100%; border: 1px solid #d0d7de; }}
 figcaption {{ font-size: .9rem; }}
 </style></head><body>
 <h1>Model factory: {len(rows)} models</h1>
-<p class="muted">factory {esc(summary['id'])} · {esc(counts)} · {summary['jobs']} at a time ·
+<p class="muted">{esc(summary['id'])} · {esc(counts)} · {summary['jobs']} at a time ·
 {duration_text(summary['elapsed_s'])} in all · started {esc(summary['started'])}</p>
 {picture}
 <h2>Models</h2>
