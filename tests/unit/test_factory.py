@@ -159,7 +159,7 @@ def test_a_models_line_has_its_metric_beside_the_champions_its_decision_and_time
     result = factory.ModelResult("diabetes", "r1", tmp_path / "runs" / "r1", "succeeded", duration_s=41.2,
                                  manifest=_manifest(53.82, 54.1), primary_metric="rmse")
     line = factory.model_line(result)
-    assert line.split()[:8] == ["ok", "diabetes", "RMSE", "53.82", "(champion", "54.1)", "v2", "promoted"]
+    assert line.split()[:8] == ["ok", "diabetes", "RMSE", "53.820", "(champion", "54.100)", "v2", "promoted"]
     assert "41.2s" in line and line.endswith("index.html")
     failed = factory.ModelResult("sales-a", "r2", tmp_path / "r2", "failed", duration_s=5,
                                  manifest={"stages": {"explore": {"status": "failed"}}, "error": "stage explore: bad"},

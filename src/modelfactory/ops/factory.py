@@ -26,6 +26,8 @@ from modelfactory import paths
 from modelfactory.errors import ParamsError
 from modelfactory.ops import runs, verdict
 
+# A metric's decimals in the lines and the report: one precision, so values line up and compare.
+DECIMALS = 3
 # How often the main thread wakes while workers run: to redraw the line and to take a signal.
 POLL_SECONDS = 0.5
 
@@ -78,7 +80,7 @@ def primary_values(manifest: dict, metric: str | None) -> tuple[float | None, fl
 def model_line(result: ModelResult) -> str:
     """One model as it finishes: status, primary metric (champion beside it), gate decision, time, report.
 
-    ``  ok      diabetes         RMSE 53.82 (champion 54.10)  v3 promoted  41.2s  runs/<id>/index.html``
+    ``  ok      diabetes         RMSE 53.820 (champion 54.100)  v3 promoted  41.2s  runs/<id>/index.html``
     """
     from modelfactory.ops.progress import duration_text
 
@@ -91,8 +93,9 @@ def model_line(result: ModelResult) -> str:
     elif value is None:
         metric = "-"
     else:
-        metric = f"{verdict.metric_label(result.primary_metric)} {value:.4g}"
-        metric += f" (champion {champion:.4g})" if champion is not None else " (no champion yet)"
+        metric = f"{verdict.metric_label(result.primary_metric)} {verdict.format_value(value, DECIMALS)}"
+        metric += (f" (champion {verdict.format_value(champion, DECIMALS)})" if champion is not None
+                   else " (no champion yet)")
     where = paths.relative_to_root(runs.index_file(result.run_dir))
     return (f"  {label:11} {result.model:20} {metric:32} {verdict.gate_cell(result.manifest):13} "
             f"{duration_text(result.duration_s):>7}  {where}")

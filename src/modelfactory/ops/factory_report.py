@@ -87,7 +87,9 @@ def plot_primary_metric(rows: Sequence[Mapping], target: Path) -> Path | None:
 
 
 def _cell_value(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    from modelfactory.ops.factory import DECIMALS
+
+    return verdict.format_value(value, DECIMALS)
 
 
 def render_page(rows: Sequence[Mapping], summary: Mapping, plot: str | None) -> str:
