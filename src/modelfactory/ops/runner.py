@@ -10,6 +10,7 @@ just that stage with the same params.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -277,7 +278,7 @@ def _as_interrupted(run: PlannedRun, outcome: RunOutcome) -> RunOutcome:
     record["status"] = runs.INTERRUPTED
     record.pop("error", None)
     runs.write(run.run_dir, run.manifest)
-    return RunOutcome(runs.INTERRUPTED, outcome.stage, None, outcome.duration_s, KeyboardInterrupt(), outcome.htmls)
+    return dataclasses.replace(outcome, status=runs.INTERRUPTED, error=None, interruption=KeyboardInterrupt())
 
 
 def _rerun(run: PlannedRun, stage: str) -> str:
@@ -354,7 +355,7 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     checked = check_requests(requests, pipeline)
     root = paths.project_root()
     jobs = max(1, min(jobs or default_jobs(), len(checked)))
-    env = kernel_env(root, quiet_terminal=jobs > 1)
+    env = kernel_env(root, quiet_terminal=len(checked) > 1)  # the factory's line owns the terminal
 
     def make_pool() -> KernelPool:
         return KernelPool(checked[0][1]["runner"], root / "notebooks", env)
