@@ -245,7 +245,9 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path, say:
     say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
         f"stages {', '.join(run.stages)}")
     outcome = run_stages(run, pipeline, pool, root, say, progress)
-    if stopping is not None and stopping.is_set() and outcome.status == runs.FAILED:
+    if outcome.status == runs.FAILED and (
+            (stopping is not None and stopping.is_set())  # its kernel was killed by the stop
+            or getattr(outcome.error, "details", {}).get("ename") == "KeyboardInterrupt"):  # the cell got the Ctrl-C
         outcome = _as_interrupted(run, outcome)
     _close_tracking(run, outcome.htmls, outcome.status, pool)
     _finish_manifest(run, outcome.status, outcome.failure)
