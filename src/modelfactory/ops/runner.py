@@ -198,11 +198,15 @@ def _execute_factory(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool
     started = time.monotonic()
     quiet = lambda text: None  # noqa: E731  (the stages' lines: in each run's manifest and notebooks)
 
-    def finished(result: factory.ModelResult) -> None:
-        counts["done"] += 1
-        counts["failed"] += result.status == runs.FAILED
+    counting = threading.Lock()
+
+    def finished(result: factory.ModelResult) -> None:  # called from the workers' threads
+        with counting:
+            counts["done"] += 1
+            counts["failed"] += result.status == runs.FAILED
+            done, failed = counts["done"], counts["failed"]
         line.say(factory.model_line(result))
-        line.update(done=counts["done"], failed=counts["failed"])
+        line.update(done=done, failed=failed)
 
     def work(run: PlannedRun, worker_pool, stopping: threading.Event) -> factory.ModelResult:
         result, interruption = _execute_run(run, pipeline, factory.StoppingPool(worker_pool, stopping), root, quiet,
