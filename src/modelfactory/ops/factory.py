@@ -97,7 +97,8 @@ def model_line(result: ModelResult) -> str:
         metric += (f" (champion {verdict.format_value(champion, DECIMALS)})" if champion is not None
                    else " (no champion yet)")
     where = paths.relative_to_root(runs.index_file(result.run_dir))
-    return (f"  {label:11} {result.model:20} {metric:32} {verdict.gate_cell(result.manifest):13} "
+    # Two spaces after the metric however long it is ("ROC AUC (one vs rest) 0.998 (no champion yet)").
+    return (f"  {label:11} {result.model:20} {metric:32}  {verdict.gate_cell(result.manifest):13} "
             f"{duration_text(result.duration_s):>7}  {where}")
 
 
