@@ -201,6 +201,7 @@ class DeploySection(Section):
     tolerance: float = Field(ge=0.0)
     max_rows: int = Field(ge=1)
     base_image: str
+    local_endpoint: bool = True
     endpoint: EndpointSection
     scored_data: ScoredDataSection
 

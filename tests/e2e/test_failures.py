@@ -109,15 +109,21 @@ def test_a_user_error_after_the_run_folder_exists_is_recorded_in_the_manifest(pr
     assert run["stages"]["explore"]["status"] == "failed"
 
 
-def test_a_run_kept_from_starting_by_an_earlier_failure_says_so(project):
+def test_a_failing_model_does_not_stop_the_others_and_the_summary_says_how_to_rerun_it(project):
+    # 500 rows: diabetes (442) fails its data checks, breast_cancer (569) passes them.
     done = cli(project, "run", "--model", "diabetes", "--model", "breast_cancer", "--stages", "explore",
-               "--set", "data.checks.min_rows=100000")
+               "--set", "data.checks.min_rows=500")
     assert done.returncode == 1, done.stdout + done.stderr
     by_model = {m["model"]: m for m in runs_of(project)}
     assert by_model["diabetes"]["status"] == "failed" and by_model["diabetes"]["error"].startswith(
         "stage explore: DataValidationError: 1 data check(s) failed")
-    assert by_model["breast_cancer"]["status"] == "not started"  # not "running" forever
-    assert by_model["breast_cancer"]["stages"]["explore"]["status"] == "pending"
+    assert by_model["breast_cancer"]["status"] == "succeeded"  # the failure stopped nothing
+    failed = by_model["diabetes"]["run_id"]
+    summary = done.stdout[done.stdout.index("1 failed; rerun each with the command under it:"):].splitlines()
+    assert summary[1:3] == [f"  diabetes (run {failed})", f"    {by_model['diabetes']['error']}"]
+    assert summary[3].endswith(f"run --model diabetes --env dev --params-file runs/{failed}/params.yaml "
+                               f"--stages explore --from-run {failed}")
+    assert re.search(r"report: runs/factory-[^/]+/index.html", done.stdout)
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(project):
@@ -162,7 +168,7 @@ def _hold_endpoint_in_deploy(project: Path) -> None:
     leave the endpoint behind."""
     path = project / "notebooks" / "deploy.ipynb"
     nb = nbformat.read(path, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if "packaging.start_local_endpoint" in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if "smoke_test_local_endpoint" in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(HOLD_ENDPOINT))
     nbformat.write(nb, path)
 

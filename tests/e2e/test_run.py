@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,14 +58,18 @@ def test_make_run_registers_the_penguins_csv_and_runs_every_demo_model(full_run)
     for m in manifests:
         assert m["status"] == "succeeded"
         assert [m["stages"][s]["status"] for s in STAGES] == ["succeeded"] * 4
-        assert f"report: runs/{m['run_id']}/index.html" in done.stdout
-    assert re.search(r"\[2/4\] train ok \(\d+\.\d s\)", done.stdout)
-    # each model's block ends with what became of its candidate: the first champion of each
-    blocks = re.split(r"\n(?=run \S+: )", done.stdout.strip())  # at each "run <id>: <model> in <env>, ..."
-    assert blocks[0].startswith("registered penguins:1")  # make run's register step comes first
-    assert len(blocks) == 4
-    assert [block.splitlines()[-1] for block in blocks[1:]] == [
-        "candidate v1 promoted: no champion yet; beats the baseline and meets all thresholds"] * 3
+    # make run is a factory: one line per model as it finishes (the first champion of each), then the summary
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("registered penguins:1")  # make run's register step comes first
+    assert f"factory: 3 models, {min(3, os.cpu_count() or 1)} at a time" in lines
+    finished = {line.split()[1]: line for line in lines if line.startswith("  ok ")}
+    assert sorted(finished) == ["breast_cancer", "diabetes", "penguins"]
+    for m in manifests:
+        assert finished[m["model"]].endswith(f"runs/{m['run_id']}/index.html")
+        assert "(no champion yet)  " in finished[m["model"]] and " v1 promoted " in finished[m["model"]]
+    assert re.search(r"^factory: 3 models in \S+: 3 succeeded$", done.stdout, re.M)
+    report = re.search(r"^  report: (runs/factory-\S+/index.html)$", done.stdout, re.M)
+    assert report and (project / report.group(1)).is_file()
 
 
 def test_run_folder_holds_notebooks_html_params_and_manifest(full_run):

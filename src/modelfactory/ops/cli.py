@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], dest="inputs", metavar="STAGE=FOLDER",
                      help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
+    run.add_argument("--models", action="append", default=[], metavar="GLOB",
+                     help="the models whose names match, e.g. 'sales-*' (repeatable; quote it from the shell)")
+    run.add_argument("--all", action="store_true", help="every model under params/models/ (as with no --model)")
+    run.add_argument("--jobs", type=_positive_int, metavar="N",
+                     help=f"run N models at once, each with its own warm kernels (default: the number of cores, "
+                          f"{os.cpu_count() or 1} here)")
 
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M", help="one model's runs (a partitioned model's: every partition's)")
@@ -217,13 +223,27 @@ def _cmd_run(args, argv) -> int:
     from modelfactory.params import list_models
     from modelfactory.ops.runner import RunRequest, run_pipeline
 
-    models = _models(args, list_models)
+    models = _run_models(args, list_models)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
     requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
                 for m in models]
-    code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty())
+    code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty(), jobs=args.jobs)
     return code
+
+
+def _run_models(args, list_models) -> list[str]:
+    """``run``'s models: --all, else --model and --models (globs) together, else as _models says."""
+    if args.all:
+        if args.model or args.models or args.params_file:
+            raise ParamsError("--all: runs every model; leave out --model, --models and --params-file")
+        return list_models()
+    if not args.models:
+        return _models(args, list_models)
+    from modelfactory.ops.factory import select_models
+
+    matched = select_models(args.models, list_models())
+    return list(dict.fromkeys([*(args.model or []), *matched]))  # each model once, --model's first
 
 
 def _models(args, list_models) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.errors import ModelfactoryError
-from modelfactory.ops.serving.packaging import build_request
+from modelfactory.ops.serving.packaging import build_request, start_local_endpoint
 
 
 def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
@@ -34,8 +34,33 @@ def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: 
     return check
 
 
+SKIPPED = "skipped (deploy.local_endpoint: false)"
+
+
+def smoke_test_local_endpoint(package_dir: Path, deploy: Mapping, sample: pd.DataFrame, expected: np.ndarray,
+                              progress=None) -> pd.DataFrame:
+    """The package behind the real inference server on loopback, checked row by row (smoke_test);
+    the server stops when the check ends. With ``deploy.local_endpoint`` false no server starts:
+    the table then says the check was skipped (no rows, nothing to mismatch), and so does the verdict.
+
+    Args:
+        package_dir: the package folder (score.py, model/).
+        deploy: the params' ``deploy`` section (``endpoint``, ``tolerance``, ``local_endpoint``).
+        sample: the holdout rows to send, one request each.
+        expected: the trained model's answers for them.
+        progress: a progress.ProgressLine for the wait while the server starts.
+    """
+    if not deploy.get("local_endpoint", True):
+        return pd.DataFrame({"rows scored": [0], "rows expected": [len(sample)], "max abs difference": [0.0],
+                             "tolerance": [deploy["tolerance"]], "match": [True], "endpoint": [SKIPPED]})
+    with start_local_endpoint(package_dir, deploy["endpoint"], progress) as endpoint:
+        return smoke_test(endpoint, sample, expected, deploy["tolerance"])
+
+
 def latency_metrics(check: pd.DataFrame) -> dict[str, float]:
-    """The endpoint's latencies from a smoke test, as MLflow metric names."""
+    """The endpoint's latencies from a smoke test, as MLflow metric names (none when it was skipped)."""
+    if "p50 latency ms" not in check:
+        return {}
     row = check.iloc[0]
     return {"endpoint_p50_latency_ms": float(row["p50 latency ms"]),
             "endpoint_max_latency_ms": float(row["max latency ms"])}
@@ -93,4 +118,6 @@ def verdict(promotion: Mapping, version: str | int | None, served: pd.DataFrame)
     who = f"v{version}" if version is not None else "the candidate (not registered)"
     outcome = f"{who} promoted" if promotion["promoted"] else f"{who} {promotion['reason']}"
     row = served.iloc[0]
+    if "endpoint" in served and row["endpoint"] == SKIPPED:
+        return f"{outcome}; the package answered in-process; local endpoint smoke test {SKIPPED}"
     return f"{outcome}; the endpoint answered {row['rows scored']} rows within {row['tolerance']:g}"

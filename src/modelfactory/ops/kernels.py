@@ -16,6 +16,7 @@ from pathlib import Path
 
 from modelfactory.errors import ModelfactoryError
 from modelfactory.ops import kernel_code
+from modelfactory.ops.progress import QUIET_TERMINAL
 
 
 class KernelSession:
@@ -85,6 +86,18 @@ class KernelSession:
             return None, None
         return content.get("ename"), content.get("evalue")
 
+    def kill(self) -> None:
+        """Kill the kernel process now, from any thread: the thread running a notebook in it sees a
+        dead kernel at once (nbclient checks), and cleans up as after any kernel death."""
+        import signal
+
+        pid = getattr(self.km.provisioner, "pid", None) if self.km.has_kernel else None
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     @property
     def alive(self) -> bool:
         """Whether the kernel process is still running."""
@@ -142,6 +155,12 @@ class KernelPool:
             self.current.shutdown()
             self.current = None
 
+    def kill(self) -> None:
+        """Kill this pool's kernels at once (another thread's stop; the owner thread still calls close)."""
+        for session in (self.current, self.next):
+            if session is not None:
+                session.kill()
+
     def close(self) -> None:
         """Shut down every kernel this pool started."""
         self.release()
@@ -150,10 +169,16 @@ class KernelPool:
             self.next = None
 
 
-def kernel_env(root: Path) -> dict[str, str]:
-    """The kernel's environment: ours, plus where the project is (kernels may start elsewhere)."""
+def kernel_env(root: Path, quiet_terminal: bool = False) -> dict[str, str]:
+    """The kernel's environment: ours, plus where the project is (kernels may start elsewhere).
+
+    ``quiet_terminal`` (several models at once) keeps a stage's progress lines (progress.ProgressLine)
+    off the runner's terminal, where they would overwrite the factory's own line.
+    """
     env = dict(os.environ)
     env["MODELFACTORY_PROJECT_DIR"] = str(root)
+    if quiet_terminal:
+        env[QUIET_TERMINAL] = "1"
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env

@@ -21,6 +21,9 @@ import time
 REDRAW_SECONDS = 1.0
 # Under the runner's "  [4/4] deploy ..." line.
 INDENT = "      "
+# Set in a kernel's environment when the runner runs several models at once: the factory's own line
+# (FactoryLine) owns the terminal then, and the stages' lines stay in their notebooks.
+QUIET_TERMINAL = "MODELFACTORY_QUIET_TERMINAL"
 
 
 class ProgressLine:
@@ -67,7 +70,9 @@ class ProgressLine:
 def _terminal_fd() -> int | None:
     """The runner's terminal as seen from a kernel: ipykernel sends sys.stderr to the notebook and
     keeps the process's own stderr (inherited from the runner) behind ``fileno()``. Outside a
-    kernel it is plain stderr."""
+    kernel it is plain stderr. None when the runner asked for a quiet terminal (QUIET_TERMINAL)."""
+    if os.environ.get(QUIET_TERMINAL):
+        return None
     for stream in (sys.stderr, sys.__stderr__):
         try:
             return stream.fileno()
@@ -87,3 +92,92 @@ def _notebook_display():
     if shell is None or not hasattr(shell, "kernel"):
         return None
     return display({"text/plain": ""}, raw=True, display_id=True)
+
+
+class FactoryLine:
+    """The factory's one line on a terminal: ``factory: 7/20 done, 1 failed, 2 running, elapsed 1m12s``.
+
+    Lines said through ``say`` (one per finished model) go above it; the line is redrawn under them
+    and every second. Off a terminal (a CI log) there is no line: only what ``say`` prints. Safe to
+    call from several threads.
+    """
+
+    def __init__(self, total: int, stream=None):
+        import threading
+
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = _isatty(self.stream)
+        self.done = self.failed = self.running = 0
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._shown = False
+
+    def text(self) -> str:
+        """The line as it reads now."""
+        return factory_status(self.done, self.total, self.failed, self.running, time.monotonic() - self._started)
+
+    def update(self, done: int | None = None, failed: int | None = None, running: int | None = None) -> None:
+        """Set the counts and redraw."""
+        with self._lock:
+            self.done = self.done if done is None else done
+            self.failed = self.failed if failed is None else failed
+            self.running = self.running if running is None else running
+            self._draw()
+
+    def say(self, line: str, stream=None) -> None:
+        """Print a line above the factory's line (``stream``: default stdout)."""
+        out = stream if stream is not None else sys.stdout
+        with self._lock:
+            if self._shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self._shown = False
+            print(line, file=out, flush=True)
+            self._draw()
+
+    def tick(self) -> None:
+        """Redraw (the elapsed time moves on)."""
+        with self._lock:
+            self._draw()
+
+    def close(self) -> None:
+        """Leave the terminal on a fresh line."""
+        with self._lock:
+            if self._shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self._shown = False
+
+    def _draw(self) -> None:
+        if not self.tty:
+            return
+        try:
+            self.stream.write(f"\r{self.text()}\x1b[K")
+            self.stream.flush()
+            self._shown = True
+        except (OSError, ValueError):  # the terminal went away: progress is a courtesy
+            self.tty = False
+
+
+def factory_status(done: int, total: int, failed: int, running: int, elapsed: float) -> str:
+    """``factory: 7/20 done, 1 failed, 2 running, elapsed 1m12s`` (done counts the failed too)."""
+    return f"factory: {done}/{total} done, {failed} failed, {running} running, elapsed {duration_text(elapsed)}"
+
+
+def duration_text(seconds: float) -> str:
+    """``42.1s``, ``1m12s``, ``1h03m``: a duration as people read it."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -16,7 +16,6 @@ person forces it, and the force is recorded as a tag on the version.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 
@@ -42,20 +41,14 @@ def _client():
 
 @contextlib.contextmanager
 def registry_lock() -> Iterator[None]:
-    """Serialise promotions of this project's local store across processes."""
+    """Serialise promotions of this project's local store across processes (the deploy stages of a
+    factory's models run in separate kernels): a lock file next to the SQLite database."""
     import mlflow
 
-    if not mlflow.get_tracking_uri().startswith("sqlite:"):
-        yield  # a remote registry: compare-and-set below is the only guard
-        return
-    lock_path = paths.tracking_dir() / "registry.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    from modelfactory.ops.tracking import store_lock
+
+    with store_lock(mlflow.get_tracking_uri(), "registry.lock"):  # a remote registry: compare-and-set is the guard
+        yield
 
 
 def version_with_role(name: str, role: str) -> str | None:

@@ -10,6 +10,7 @@ just that stage with the same params.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from modelfactory import paths
 from modelfactory.errors import ModelfactoryError, PipelineError, StageFailedError
 from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
-from modelfactory.ops.stage_loop import PlannedRun, file_hash, list_outputs, run_stages
+from modelfactory.ops.stage_loop import PlannedRun, RunOutcome, file_hash, list_outputs, run_stages
 from modelfactory.ops.verdict import verdict_line
 
 
@@ -176,43 +177,142 @@ def run_folder(path: Path) -> Path:
 
 
 def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Callable[[str], None] = print,
-            progress: bool = False) -> int:
-    """Run every planned stage; return the exit code (0, or the failed stage's documented code)."""
+            progress: bool = False, jobs: int = 1, make_pool: Callable[[], object] | None = None) -> int:
+    """Run every planned run; return the exit code.
+
+    One run: its stages' lines as they go, and its own exit code (docs/running.md). Several: the
+    factory (factory.py) runs them ``jobs`` at a time, one line per model as it finishes, a summary
+    that lists each failure with its rerun command, and the factory report; the exit code is 1 when
+    any model failed. A failing model never stops the others.
+
+    Args:
+        planned: the runs made by create_runs.
+        pipeline: the pipeline definition.
+        pool: the kernels.KernelPool that runs them one at a time (prestarted).
+        say: where lines go.
+        progress: show papermill's progress bar (one run only).
+        jobs: how many runs at once.
+        make_pool: a new KernelPool for each extra worker (needed when ``jobs`` > 1).
+    """
     root = paths.project_root()
     import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
     from modelfactory.ops import render, report  # noqa: F401
 
-    for number, run in enumerate(planned):
-        code = _execute_run(run, pipeline, pool, root, say, progress)
-        if code:
-            for later in planned[number + 1:]:  # no folder says "running" for a run that never will
-                _finish_manifest(later, runs.NOT_STARTED)
-            return code
-    return 0
+    if len(planned) == 1:
+        result, interruption = _execute_run(planned[0], pipeline, pool, root, say, progress)
+        if interruption is not None:
+            raise interruption
+        return result.exit_code
+    return _execute_factory(planned, pipeline, pool, root, jobs, make_pool)
 
 
-def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path,
-                 say: Callable[[str], None], progress: bool) -> int:
-    """Run one model's stages, close its records and say how it ended; the exit code."""
+def _execute_factory(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, root: Path, jobs: int,
+                     make_pool: Callable[[], object] | None) -> int:
+    """Several runs: the factory's line, one line per model as it finishes, the summary and the report."""
+    import threading
+    import time
+
+    from modelfactory.ops import factory, factory_report
+    from modelfactory.ops.progress import FactoryLine
+
+    line = FactoryLine(len(planned))
+    counts = {"done": 0, "failed": 0}
+    started = time.monotonic()
+    quiet = lambda text: None  # noqa: E731  (the stages' lines: in each run's manifest and notebooks)
+
+    counting = threading.Lock()
+
+    def finished(result: factory.ModelResult) -> None:  # called from the workers' threads
+        with counting:
+            counts["done"] += 1
+            counts["failed"] += result.status == runs.FAILED
+            done, failed = counts["done"], counts["failed"]
+        line.say(factory.model_line(result))
+        line.update(done=done, failed=failed)
+
+    def work(run: PlannedRun, worker_pool, stopping: threading.Event) -> factory.ModelResult:
+        result, interruption = _execute_run(run, pipeline, factory.StoppingPool(worker_pool, stopping), root, quiet,
+                                            False, stopping)
+        if interruption is not None:
+            line.say(factory.model_line(result))
+            raise interruption
+        return result
+
+    line.say(f"factory: {len(planned)} models, {min(jobs, len(planned))} at a time")
+    pools = iter([pool])  # the first worker takes the pool that is already warm
+    try:
+        results = factory.run_models(planned, jobs, lambda: next(pools, None) or make_pool(), work, finished,
+                                     tick=lambda running: line.update(running=running))
+    finally:
+        line.close()
+    elapsed = time.monotonic() - started
+    index = factory_report.write_factory_report(results, elapsed, jobs)
+    for text in factory.summary_lines(results, elapsed, index):
+        print(text)
+    return 1 if any(r.status != runs.SUCCEEDED for r in results) else 0
+
+
+def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path, say: Callable[[str], None],
+                 progress: bool, stopping=None) -> tuple:
+    """Run one model's stages, close its records and say how it ended.
+
+    Args:
+        stopping: a threading.Event set when the factory stops (Ctrl-C, SIGTERM): a stage that then
+            fails because its kernel was killed was interrupted, not failed.
+
+    Returns:
+        ``(factory.ModelResult, the KeyboardInterrupt to raise again or None)``.
+    """
+    import time
+
+    from modelfactory.ops.factory import ModelResult
+
+    started = time.monotonic()
     say(f"run {run.run_id}: {run.params['model']['name']} in {run.params['env']['name']}, "
         f"stages {', '.join(run.stages)}")
     outcome = run_stages(run, pipeline, pool, root, say, progress)
+    if outcome.status == runs.FAILED and (
+            (stopping is not None and stopping.is_set())  # its kernel was killed by the stop
+            or getattr(outcome.error, "details", {}).get("ename") == "KeyboardInterrupt"):  # the cell got the Ctrl-C
+        outcome = _as_interrupted(run, outcome)
     _close_tracking(run, outcome.htmls, outcome.status, pool)
     _finish_manifest(run, outcome.status, outcome.failure)
+    result = ModelResult(run.params["model"]["name"], run.run_id, run.run_dir, outcome.status,
+                         duration_s=time.monotonic() - started, manifest=run.manifest,
+                         primary_metric=(run.params.get("evaluate") or {}).get("primary_metric"))
     if outcome.status == runs.SUCCEEDED:
         say(f"run {run.run_id} succeeded: {paths.relative_to_root(run.run_dir)}\n"
             f"  report: {paths.relative_to_root(runs.index_file(run.run_dir))}")
         decision = verdict_line(run.manifest)
         if decision:  # last, so that a rejection is the line nobody misses
             say(decision)
-        return 0
+        return result, None
     if outcome.status == runs.INTERRUPTED:
         say(f"  [{run.stages.index(outcome.stage) + 1}/{len(run.stages)}] {outcome.stage} interrupted after "
             f"{outcome.duration_s:.1f} s; kept what was written in {paths.relative_to_root(run.run_dir)}")
-        raise outcome.interruption
-    say(_failure_block(run, outcome.stage, outcome.error, runs.stage_notebook(run.run_dir, outcome.stage),
-                       outcome.htmls.get(outcome.stage)))
-    return outcome.error.exit_code
+        return result, outcome.interruption or KeyboardInterrupt()
+    result.exit_code = outcome.error.exit_code
+    result.rerun = _rerun(run, outcome.stage)
+    result.failure = _failure_block(run, outcome.stage, outcome.error, runs.stage_notebook(run.run_dir, outcome.stage),
+                                    outcome.htmls.get(outcome.stage))
+    say(result.failure)
+    return result, None
+
+
+def _as_interrupted(run: PlannedRun, outcome: RunOutcome) -> RunOutcome:
+    """A stage that failed because the factory stopped (its kernel killed, or the cell got the Ctrl-C)
+    was interrupted: say so in the manifest, as a Ctrl-C in a single run does."""
+    record = run.manifest["stages"][outcome.stage]
+    record["status"] = runs.INTERRUPTED
+    record.pop("error", None)
+    runs.write(run.run_dir, run.manifest)
+    return dataclasses.replace(outcome, status=runs.INTERRUPTED, error=None, interruption=KeyboardInterrupt())
+
+
+def _rerun(run: PlannedRun, stage: str) -> str:
+    """The command that reruns the failed stage with the run's exact params (and its earlier outputs)."""
+    return runs.rerun_command(run.params["model"]["name"], env=run.params["env"]["name"], stages=[stage],
+                              params=runs.params_file(run.run_dir), from_run=run.run_id)
 
 
 def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status: str, pool) -> None:
@@ -257,8 +357,7 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
     details = getattr(error, "details", {})
     count = details.get("execution_count")
     where = f"at cell In [{count}]" if count else "at the cell after the red banner in the notebook"
-    rerun = runs.rerun_command(run.params["model"]["name"], env=run.params["env"]["name"], stages=[stage],
-                               params=runs.params_file(run.run_dir), from_run=run.run_id)
+    rerun = _rerun(run, stage)
     lines = [
         f"FAILED stage {stage} of run {run.run_id} {where}",
         f"  error:    {details.get('summary', str(error))}",
@@ -271,22 +370,33 @@ def _failure_block(run: PlannedRun, stage: str, error: StageFailedError, noteboo
 
 
 def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training", argv: Sequence[str] = (),
-                 say: Callable[[str], None] = print, progress: bool = False) -> int:
-    """Plan and execute; the exit code follows docs/running.md."""
+                 say: Callable[[str], None] = print, progress: bool = False, jobs: int | None = None) -> int:
+    """Plan and execute; the exit code follows docs/running.md.
+
+    Args:
+        jobs: how many models run at once (default: the number of cores; never more than the models).
+    """
     from modelfactory.ops import partitions
+    from modelfactory.ops.factory import default_jobs
     from modelfactory.ops.kernels import KernelPool, kernel_env
 
     pipeline = load_pipeline(pipeline_name)
     checked = check_requests(requests, pipeline, say)
     root = paths.project_root()
+    jobs = max(1, min(jobs or default_jobs(), len(checked)))
+    env = kernel_env(root, quiet_terminal=len(checked) > 1)  # the factory's line owns the terminal
+
+    def make_pool() -> KernelPool:
+        return KernelPool(checked[0][1]["runner"], root / "notebooks", env)
+
     # The params are valid: start the kernel now, so it warms up while the run folders are made.
-    pool = KernelPool(checked[0][1]["runner"], root / "notebooks", kernel_env(root))
+    pool = make_pool()
     pool.prestart()
     planned: list[PlannedRun] = []
     try:
         planned = create_runs(checked, pipeline, argv)
         with runs.Heartbeat([run.run_dir for run in planned]):
-            code = execute(planned, pipeline, pool, say, progress)
+            code = execute(planned, pipeline, pool, say, progress and jobs == 1, jobs, make_pool)
         for line in partitions.skipped_lines(checked.skipped):  # again last, where the summary is read
             say(line)
         return code

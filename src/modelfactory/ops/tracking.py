@@ -8,10 +8,11 @@ mlflow is imported inside the functions: the CLI must start without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -38,16 +39,28 @@ def tracking_uri(params: Mapping) -> str:
 
 
 def connect(params: Mapping) -> str:
-    """Point MLflow at the tracking store and return the id of the params' experiment."""
+    """Point MLflow at the tracking store and return the id of the params' experiment.
+
+    On the local SQLite store this holds a lock file next to the database while it connects: the
+    first connection creates the store's tables (MLflow's migrations), and two kernels of a factory
+    making them at once each fail half-way (alembic "expected to match one row"), as do two creating
+    the same experiment.
+    """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(params)
     mlflow.set_tracking_uri(uri)
     # A new store announces its tables in two timestamped INFO lines: noise in the notebook that
     # makes it, and a diff in every refreshed notebook. Warnings still show.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    name = params["tracking"]["experiment"]
+    with store_lock(uri):
+        return _experiment_id(params["tracking"]["experiment"], uri)
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -56,8 +69,27 @@ def connect(params: Mapping) -> str:
     location = (paths.tracking_dir() / "artifacts").as_uri() if uri.startswith("sqlite:") else None
     try:
         return mlflow.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another process created it first
+    except MlflowException:  # another process created it first (a remote store has no lock of ours)
         return mlflow.get_experiment_by_name(name).experiment_id
+
+
+@contextlib.contextmanager
+def store_lock(uri: str, name: str = "store.lock") -> Iterator[None]:
+    """Hold an exclusive lock file next to a local SQLite store (``fcntl.flock``: across processes,
+    released by the kernel if the holder dies); a remote store needs none of ours."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(uri.removeprefix("sqlite:///")).parent / name
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_stage_run(params: Mapping, run_dir: Path, stage: str, tags: Mapping[str, str],
