@@ -92,6 +92,18 @@ class AzureSpecError(ModelfactoryError):
     exit_code = 2
 
 
+class EndpointError(ModelfactoryError):
+    """The local endpoint (the inference server on loopback) did not start, or stopped answering."""
+
+    exit_code = 1
+
+
+class ModelVersionError(ModelfactoryError):
+    """--version is not a version number, or names a version the registry does not have."""
+
+    exit_code = 2
+
+
 class WorkspaceError(ModelfactoryError):
     """The workspace could not be reached; the message lists every way that was tried."""
 

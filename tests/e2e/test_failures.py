@@ -162,7 +162,7 @@ def _hold_endpoint_in_deploy(project: Path) -> None:
     leave the endpoint behind."""
     path = project / "notebooks" / "deploy.ipynb"
     nb = nbformat.read(path, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if "packaging.start_local_endpoint" in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if "packaging.launch_local_endpoint" in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(HOLD_ENDPOINT))
     nbformat.write(nb, path)
 

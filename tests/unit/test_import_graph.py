@@ -59,3 +59,20 @@ def test_params_and_the_run_machinery_are_in_no_import_loop():
                    "ops.azureml.workflows", "ops.azureml.deployment", "ops.azureml.rollout"):
         assert module not in looped, module
     assert looped <= KNOWN_LOOP, sorted(looped - KNOWN_LOOP)
+
+
+def test_every_error_a_user_can_see_is_defined_in_errors_py():
+    """One error model: a subclass of an errors.py class defined anywhere else is a second home for
+    errors (score.py's BadRequest, a ValueError inside the scoring script that ships alone, is not one)."""
+    errors_tree = ast.parse((PACKAGE / "errors.py").read_text())
+    ours = {node.name for node in errors_tree.body if isinstance(node, ast.ClassDef)}
+    elsewhere = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "errors.py" and path.parent == PACKAGE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None) for b in node.bases}
+                if bases & ours:
+                    elsewhere.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert elsewhere == [], elsewhere

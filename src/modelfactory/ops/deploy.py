@@ -51,6 +51,13 @@ def load_scoring_script(package_dir: Path):
     return module
 
 
+def check_package(package_dir: Path, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
+    """Load the package's score.py in this process, as the server would, score the sample through its
+    run() in one request, and compare with the trained model's answers (``compare_answers``)."""
+    scorer = load_scoring_script(package_dir)
+    return compare_answers(score_request(scorer, build_request(sample)), expected, tolerance)
+
+
 def score_request(scorer, request: dict) -> np.ndarray:
     """Send one request through the script's run(), as JSON text, and return the predictions."""
     answer = scorer.run(json.dumps(request))
