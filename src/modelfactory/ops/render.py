@@ -9,12 +9,15 @@ no network: the template drops JupyterLab's CDN scripts.
 from __future__ import annotations
 
 import html
+import re
 import struct
 import zlib
 from pathlib import Path
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_SUFFIX = "-report.html"
+EMPTY_TABLE = re.compile(r"<tbody>\s*</tbody>")  # how pandas writes a table with columns and no rows
+HEADING = re.compile(r"^(#{1,6})\s")
 
 
 def report_page(notebook: Path) -> Path:
@@ -41,7 +44,11 @@ def render_notebook(notebook: Path) -> Path:
 
 def readers_notebook(nb, full_html: str):
     """A copy of the notebook for readers: code cells keep only what they show (tables, plots, printed
-    text, errors), never their logs; a link back to the index and to the whole notebook comes first."""
+    text, errors), never their logs; a link back to the index and to the whole notebook comes first.
+
+    Nothing empty is shown: not a table without rows (explore's list of contract failures when
+    there are none), and not a heading whose section has nothing left to show (explore's "Raw
+    data", whose only output is the data's shape)."""
     import copy
 
     import nbformat
@@ -55,8 +62,29 @@ def readers_notebook(nb, full_html: str):
             if not cell.outputs:
                 continue
         cells.append(cell)
-    shown.cells = cells
+    shown.cells = [cell for i, cell in enumerate(cells) if not _empty_section(cell, cells[i + 1:])]
     return shown
+
+
+def _heading_level(cell) -> int | None:
+    """The level of a markdown cell's first line when it is a heading (``## Checks``: 2), else None."""
+    if cell.cell_type != "markdown":
+        return None
+    found = HEADING.match(cell.source.lstrip())
+    return len(found.group(1)) if found else None
+
+
+def _empty_section(cell, following) -> bool:
+    """A markdown cell that is only a heading, with nothing shown before the next heading of its level
+    or above (or the end)."""
+    level = _heading_level(cell)
+    if level is None or len(cell.source.strip().splitlines()) != 1:
+        return False
+    upcoming = next(iter(following), None)
+    if upcoming is None:
+        return True
+    below = _heading_level(upcoming)
+    return below is not None and below <= level
 
 
 def _for_readers(output) -> bool:
@@ -66,7 +94,10 @@ def _for_readers(output) -> bool:
     if kind == "stream":
         return output.get("name") == "stdout"
     if kind in ("execute_result", "display_data"):
-        return any(m != "text/plain" for m in output.get("data", {}))
+        data = output.get("data", {})
+        if EMPTY_TABLE.search(data.get("text/html", "")):
+            return False  # a table with no rows says nothing; the stage's verdict line says "none failed"
+        return any(m != "text/plain" for m in data)
     return True  # errors: a failed stage's report shows what went wrong
 
 
