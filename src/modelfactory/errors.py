@@ -44,6 +44,14 @@ class DataValidationError(ModelfactoryError):
     exit_code = 2
 
 
+class DataNotFoundError(ParamsError, DataValidationError):
+    """The data a model's params name is not there (yet): a dataset that is not registered, or a
+    version it does not have. ``modelfactory run`` over several models skips that model (one line
+    saying the command that fixes it) and runs the others; the exit code is still 2."""
+
+    exit_code = 2
+
+
 class InputFileError(ModelfactoryError):
     """A file named by --input or --output is missing, of a kind we cannot read or write, or taken."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from modelfactory import params as params_mod
 from modelfactory import paths
-from modelfactory.errors import ModelfactoryError, PipelineError, StageFailedError
+from modelfactory.errors import DataNotFoundError, ModelfactoryError, PipelineError, StageFailedError
 from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
 from modelfactory.ops.stage_loop import PlannedRun, file_hash, list_outputs, run_stages
@@ -39,10 +39,14 @@ class RunRequest:
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
 
 
-def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> list[tuple]:
+def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
+                   skipped: list[tuple[str, DataNotFoundError]] | None = None) -> list[tuple]:
     """Resolve and check every request's params, stages and inputs.
 
-    Everything a user can get wrong in a request is caught here, before any kernel starts.
+    Everything a user can get wrong in a request is caught here, before any kernel starts. One
+    exception: when several models are asked for and one's data is not there (yet), that model is
+    left out and (model, error) appended to ``skipped`` (when given): one model's missing dataset does
+    not stop the others. Alone, or with ``skipped`` not given, it is raised like any other.
     """
     checked = []
     for req in requests:
@@ -50,7 +54,16 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> li
         stages = select_stages(pipeline, req.stages)
         sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run,
                               req.inputs)
-        checked.append((req, resolved, stages, sources, _data_record(pipeline, stages, resolved, sources)))
+        try:
+            data = _data_record(pipeline, stages, resolved, sources)
+        except DataNotFoundError as exc:
+            if skipped is None or len(requests) == 1:
+                raise
+            skipped.append((req.model, exc))
+            continue
+        checked.append((req, resolved, stages, sources, data))
+    if not checked and skipped:  # no model has its data: nothing to run
+        raise skipped[0][1]
     return checked
 
 
@@ -254,7 +267,10 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     from modelfactory.ops.kernels import KernelPool, kernel_env
 
     pipeline = load_pipeline(pipeline_name)
-    checked = check_requests(requests, pipeline)
+    skipped: list[tuple[str, DataNotFoundError]] = []
+    checked = check_requests(requests, pipeline, skipped)
+    for model, missing in skipped:  # said first, and the exit code says it too: not a quiet partial run
+        say(f"skipped {model}: {missing}")
     root = paths.project_root()
     # The params are valid: start the kernel now, so it warms up while the run folders are made.
     pool = KernelPool(checked[0][1]["runner"], root / "notebooks", kernel_env(root))
@@ -263,7 +279,12 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
     try:
         planned = create_runs(checked, pipeline, argv)
         with runs.Heartbeat([run.run_dir for run in planned]):
-            return execute(planned, pipeline, pool, say, progress)
+            code = execute(planned, pipeline, pool, say, progress)
+        if skipped and not code:  # said again last, where it is not lost above the runs' output
+            for model, missing in skipped:
+                say(f"skipped {model}: {missing}")
+            return DataNotFoundError.exit_code
+        return code
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
         from modelfactory.ops.tracking import RUN_FILE
 

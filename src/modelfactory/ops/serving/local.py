@@ -54,7 +54,7 @@ def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tu
     chosen = str(version) if version else registry.version_with_role(name, alias)
     if chosen is None:
         raise ModelVersionError(f"model {name} has no version with role '{alias}'; run the pipeline first "
-                                f"(modelfactory run --model {params['model']['name']} --env {params['env']['name']}), "
+                                f"({runs.rerun_command(params['model']['name'], env=params['env']['name'])}), "
                                 "or pass --version")
     model_dir = runs.served_model_dir(name, chosen)
     if not (model_dir / "MLmodel").is_file():
