@@ -177,3 +177,14 @@ def test_a_heading_is_dropped_only_when_its_section_shows_nothing():
     nb.cells[4].outputs = [table]
     sources = [c.source for c in render.readers_notebook(nb, "x.html").cells][1:]
     assert sources == ["# Stage", "## Kept", "t", "## Text\nsome words"]
+
+
+def test_readers_tables_drop_row_numbers_but_keep_named_rows():
+    counted = pd.DataFrame({"check": ["rows", "no infinite values"], "passed": [True, True]})._repr_html_()
+    shown = render.drop_row_numbers(counted)
+    assert "<th>0</th>" not in shown and "<th>1</th>" not in shown and "<th></th>" not in shown
+    assert "<td>rows</td>" in shown and shown.count("<tr") == 3 and shown.count("<th>") == 2
+    for kept in (pd.DataFrame({"value": [442, 11]}, index=["rows", "columns"]),  # named rows
+                 pd.DataFrame({"v": [1, 2]}, index=[3, 4]),  # numbers that are labels, not a count
+                 pd.DataFrame({"v": [1.0]}).rename_axis("metric")):  # a named index: two header rows
+        assert render.drop_row_numbers(kept._repr_html_()) == kept._repr_html_()

@@ -18,6 +18,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 REPORT_SUFFIX = "-report.html"
 EMPTY_TABLE = re.compile(r"<tbody>\s*</tbody>")  # how pandas writes a table with columns and no rows
 HEADING = re.compile(r"^(#{1,6})\s")
+TABLE = re.compile(r"<table\b.*?</table>", re.S)
+TABLE_HEAD = re.compile(r"<thead>(.*?)</thead>", re.S)
+TABLE_BODY = re.compile(r"<tbody>(.*?)</tbody>", re.S)
+ROW_NUMBER = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>\s*")
+BLANK_CORNER = re.compile(r"(<tr[^>]*>\s*)<th></th>\s*")
 
 
 def report_page(notebook: Path) -> Path:
@@ -61,9 +66,30 @@ def readers_notebook(nb, full_html: str):
             cell.outputs = [out for out in cell.get("outputs", []) if _for_readers(out)]
             if not cell.outputs:
                 continue
+            for out in cell.outputs:
+                if "text/html" in out.get("data", {}):
+                    out["data"]["text/html"] = drop_row_numbers(out["data"]["text/html"])
         cells.append(cell)
     shown.cells = [cell for i, cell in enumerate(cells) if not _empty_section(cell, cells[i + 1:])]
     return shown
+
+
+def drop_row_numbers(page: str) -> str:
+    """Tables whose row labels only count the rows (0, 1, 2, ...: a DataFrame's default index) lose
+    that column: a reader sees "0" beside "rows >= 400" and wonders what it stands for. Tables with
+    named rows (a metric, a column name) keep theirs."""
+    def without_numbers(found):
+        table = found.group(0)
+        head, body = TABLE_HEAD.search(table), TABLE_BODY.search(table)
+        if not head or not body or head.group(1).count("<tr") != 1 or not BLANK_CORNER.search(head.group(1)):
+            return table
+        numbers = [int(number) for _, number in ROW_NUMBER.findall(body.group(1))]
+        if not numbers or numbers != list(range(body.group(1).count("<tr"))):
+            return table
+        return (table.replace(head.group(0), BLANK_CORNER.sub(r"\1", head.group(0), count=1), 1)
+                .replace(body.group(0), ROW_NUMBER.sub(r"\1", body.group(0)), 1))
+
+    return TABLE.sub(without_numbers, page)
 
 
 def _heading_level(cell) -> int | None:
