@@ -160,6 +160,8 @@ def test_readers_page_shows_no_empty_section_or_empty_table(tmp_path):
     # the saved explore notebook: "Raw data" shows only the data's shape, the contract check no failure
     assert ">Raw data<" in full and re.search(r"<tbody>\s*</tbody>", full)
     assert ">Raw data<" not in readers, "a heading with nothing under it"
+    assert "when run by hand" in full and "when run by hand" not in readers, "the parameters are the notebook's"
+    assert "Reads:" in readers and "Materialise the raw data" in readers
     assert not re.search(r"<tbody>\s*</tbody>", readers), "a table without rows"
     for kept in (">Checks<", ">Data contract<", ">Profile<", ">Plots<"):
         assert kept in readers, kept

@@ -23,6 +23,9 @@ TABLE_HEAD = re.compile(r"<thead>(.*?)</thead>", re.S)
 TABLE_BODY = re.compile(r"<tbody>(.*?)</tbody>", re.S)
 ROW_NUMBER = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>\s*")
 BLANK_CORNER = re.compile(r"(<tr[^>]*>\s*)<th></th>\s*")
+# Every notebook opens with a table of its parameters (tests/unit/test_notebooks_static.py): how to
+# run it by hand, which is for whoever opens the notebook, not for a reader of its results.
+PARAMETER_TABLE = re.compile(r"^\| parameter \|.*?(?=^[^|]|\Z)", re.M | re.S)
 
 
 def report_page(notebook: Path) -> Path:
@@ -51,7 +54,8 @@ def readers_notebook(nb, full_html: str):
     """A copy of the notebook for readers: code cells keep only what they show (tables, plots, printed
     text, errors), never their logs; a link back to the index and to the whole notebook comes first.
 
-    Nothing empty is shown: not a table without rows (explore's list of contract failures when
+    Nor the notebook's table of parameters (how to run it by hand). Nothing empty is shown: not a
+    table without rows (explore's list of contract failures when
     there are none), and not a heading whose section has nothing left to show (explore's "Raw
     data", whose only output is the data's shape)."""
     import copy
@@ -69,6 +73,8 @@ def readers_notebook(nb, full_html: str):
             for out in cell.outputs:
                 if "text/html" in out.get("data", {}):
                     out["data"]["text/html"] = drop_row_numbers(out["data"]["text/html"])
+        elif cell.cell_type == "markdown":
+            cell.source = PARAMETER_TABLE.sub("", cell.source).rstrip()
         cells.append(cell)
     shown.cells = [cell for i, cell in enumerate(cells) if not _empty_section(cell, cells[i + 1:])]
     return shown
