@@ -44,6 +44,14 @@ class DataValidationError(ModelfactoryError):
     exit_code = 2
 
 
+class DataNotFoundError(ParamsError, DataValidationError):
+    """The data a model's params name is not there (yet): a dataset that is not registered, or a
+    version it does not have. ``modelfactory run`` over several models skips that model (one line
+    saying the command that fixes it) and runs the others; the exit code is still 2."""
+
+    exit_code = 2
+
+
 class InputFileError(ModelfactoryError):
     """A file named by --input or --output is missing, of a kind we cannot read or write, or taken."""
 
@@ -88,6 +96,18 @@ class AzureSpecError(ModelfactoryError):
     """A spec Azure ML would refuse: a pipeline job, component, environment, schedule, AutoML job,
     data asset, endpoint or deployment that does not load or validate (every problem is listed), or
     the params or arguments that would make one."""
+
+    exit_code = 2
+
+
+class EndpointError(ModelfactoryError):
+    """The local endpoint (the inference server on loopback) did not start, or stopped answering."""
+
+    exit_code = 1
+
+
+class ModelVersionError(ModelfactoryError):
+    """--version is not a version number, or names a version the registry does not have."""
 
     exit_code = 2
 

@@ -180,3 +180,28 @@ def test_a_body_sent_as_a_form_is_told_to_send_json(package, content_type):
         assert status == 200 and len(answer["predictions"]) == 1
         status, answer = _post(endpoint.url, body, "application/json")
         assert status == 200 and len(answer["predictions"]) == 1
+
+
+def test_a_graceful_stop_writes_every_queued_row_and_leaves_no_process(package, tmp_path):
+    """The worker ends right after its exit handlers (gunicorn.conf.py's worker_exit): the scored-data
+    writer's flush is one of them, so no answered row may be missing, and nothing may outlive stop()."""
+    import shutil
+
+    import pandas as pd
+
+    copy = tmp_path / "package"
+    shutil.copytree(package, copy)
+    settings = json.loads((copy / "serving.json").read_text())
+    # never flushed by size or time while serving: only the exit can write these rows
+    settings["scored_data"] = {"dir": str(tmp_path / "scored"), "flush_rows": 100_000, "flush_seconds": 3600}
+    (copy / "serving.json").write_text(json.dumps(settings))
+    with packaging.start_local_endpoint(copy, SETTINGS) as endpoint:
+        for i in range(6):
+            status, _ = endpoint.score(_sample(copy), request_id=f"stop-{i}")
+            assert status == 200
+        code = endpoint.stop()
+    assert code == 0
+    with pytest.raises(ProcessLookupError):  # the process group is gone: master and worker
+        os.killpg(endpoint.process.pid, 0)
+    scored = pd.read_parquet(tmp_path / "scored")
+    assert sorted(scored["request_id"]) == [f"stop-{i}" for i in range(6)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import clean_env, cli, runs_of
+from conftest import ROOT, clean_env, cli, runs_of
 
 pytestmark = pytest.mark.e2e
 
@@ -168,7 +169,7 @@ def _hold_endpoint_in_deploy(project: Path) -> None:
     leave the endpoint behind."""
     path = project / "notebooks" / "deploy.ipynb"
     nb = nbformat.read(path, as_version=4)
-    index = next(i for i, c in enumerate(nb.cells) if "smoke_test_local_endpoint" in c.source)
+    index = next(i for i, c in enumerate(nb.cells) if "deploy.local_endpoint" in c.source)
     nb.cells.insert(index, nbformat.v4.new_code_cell(HOLD_ENDPOINT))
     nbformat.write(nb, path)
 
@@ -280,3 +281,16 @@ def test_sigkill_leaves_no_server_and_the_run_shows_abandoned(terminated):
     assert line.split()[4] == "abandoned"  # run id, model, env, pipeline, status
     run = runs_of(project)[-1]
     assert run["status"] == "abandoned" and run["stages"]["deploy"]["status"] == "abandoned"
+
+
+def test_a_model_whose_data_is_missing_is_skipped_and_the_others_run(project):
+    """A fresh clone before `make demo-data`: penguins' registered CSV is not there yet. The other
+    models still run; penguins gets one line naming the command to paste, first and last, and exit 2."""
+    shutil.copy2(ROOT / "Makefile", project / "Makefile")
+    done = cli(project, "run", "--model", "penguins", "--model", "diabetes", "--stages", "explore")
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = ("skipped penguins: data.dataset penguins: no such registered dataset (registered: none); "
+            "register it first: make demo-data")
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == said and lines[-1] == said, done.stdout
+    assert [(m["model"], m["status"]) for m in runs_of(project)] == [("diabetes", "succeeded")]

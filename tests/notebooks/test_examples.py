@@ -78,6 +78,8 @@ def test_an_unregistered_dataset_is_one_line_before_any_kernel(proj, capsys):
     code = command.main(["notebooks", "--model", MODEL])
     _, err = capsys.readouterr()
     assert code == 2
+    from modelfactory import paths
+
     assert err == (f"error: data.dataset {MODEL}: no such registered dataset (registered: none); register it first: "
-                   f"modelfactory data register {MODEL} FILE\n")
+                   f"{paths.command_prefix()} data register {MODEL} FILE\n")
     assert not (Path(proj) / "docs").exists()

@@ -208,3 +208,17 @@ def test_explore_checks_the_data_before_it_summarises_or_draws_it():
     assert first["require_checks_passed"] < min(first["summarize_data"], first["profile_data"], first["plot_target"])
 
 
+
+
+def test_the_profile_shows_counts_as_integers_and_no_negative_zero():
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    summary = explore.summarize_data(frame, "target", "regression", 3)
+    shown = summary.to_html()
+    for fact, count in (("rows", 442), ("columns", 11), ("missing cells", 0)):
+        assert f"<th>{fact}</th>\n      <td>{count}</td>" in shown, shown
+    assert "<td>152.133</td>" in shown  # a mean keeps its decimals
+    profile = explore.profile_data(frame, 3)
+    assert (profile["mean"].drop("target") == 0).all()  # centred features: means of about 1e-17 either side
+    assert "-0.000" not in profile.to_html()

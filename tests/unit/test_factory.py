@@ -203,8 +203,10 @@ def test_local_endpoint_false_skips_the_http_check_and_the_verdict_says_so():
     from modelfactory.ops import deploy
 
     sample = pd.DataFrame({"x": [1.0, 2.0]})
-    served = deploy.smoke_test_local_endpoint(Path("/no/package"), {"local_endpoint": False, "tolerance": 1e-9,
-                                                                    "endpoint": {}}, sample, [1.0, 2.0])
+    settings = {"local_endpoint": False, "tolerance": 1e-9, "endpoint": {}}
+    with deploy.local_endpoint(Path("/no/package"), settings) as endpoint:
+        assert endpoint is None  # no server started
+        served = deploy.smoke_test_local_endpoint(endpoint, settings, sample, [1.0, 2.0])
     assert deploy.require_match(served) == 0.0 and deploy.latency_metrics(served) == {}
     line = deploy.verdict({"promoted": True}, 3, served)
     assert line == "v3 promoted; the package answered in-process; local endpoint smoke test skipped " \

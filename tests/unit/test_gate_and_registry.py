@@ -217,3 +217,16 @@ def test_two_promotions_at_once_leave_exactly_one_champion(store, tmp_path):
     assert champion in (v2, v3) and registry.version_with_role("demo", registry.PREVIOUS) == v1
     tagged = mlflow.MlflowClient().search_model_versions("name = 'demo' and tag.role = 'champion'")
     assert [v.version for v in tagged] == [int(champion)] or [str(v.version) for v in tagged] == [champion]
+
+
+def test_the_gate_plot_draws_only_the_checks_that_ran_and_says_when_there_is_no_champion():
+    first = gate.judge_candidate(table(candidate=[53.0, 0.5], baseline=[73.0, 0.0]), GATE, "rmse")
+    fig = gate.plot_gate(first)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert len(titles) == 3 and not any(t.startswith("beats champion") for t in titles), titles
+    assert fig._suptitle.get_text() == "Champion gate: passed (no champion yet)"
+    later = gate.judge_candidate(table(candidate=[53.0, 0.5], baseline=[73.0, 0.0], champion=[55.0, 0.4]),
+                                 GATE, "rmse")
+    fig = gate.plot_gate(later)
+    assert [ax.get_title(loc="left").split(" (")[0] for ax in fig.axes][-1] == "beats champion by margin 1.0"
+    assert fig._suptitle.get_text() == "Champion gate: passed"

@@ -123,3 +123,39 @@ def test_a_refresh_masks_memory_addresses_and_keeps_the_rest():
     assert result["data"]["text/plain"] == "ColumnTransformer(<make_column_selector object at 0x...>)"
     assert result["data"]["text/html"] == "<pre>&lt;make_column_selector object at 0x...&gt;</pre>"
     assert stream["text"] == "train: Ridge at 0x... fitted; 0x2a stays\n"
+
+
+# A worker's last moments as gunicorn runs them (arbiter.spawn_worker): the worker's SystemExit is in
+# flight while the worker_exit hook runs. An atexit handler stands in for score.py's scored-data writer.
+WORKER_LEAVING = """
+import atexit, importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("conf", Path(sys.argv[1]) / "gunicorn.conf.py")
+conf = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(conf)
+atexit.register(lambda: (Path(sys.argv[1]) / "flushed").write_text("every queued row"))
+try:
+    raise ValueError("not an exit")
+except ValueError:
+    conf.worker_exit(None, None)  # no SystemExit in flight: the hook leaves the process alone
+print("still running", flush=True)
+try:
+    sys.exit(int(sys.argv[2]))
+finally:
+    conf.worker_exit(None, None)
+print("not reached", flush=True)
+"""
+
+
+def test_a_stopping_worker_runs_its_exit_handlers_and_keeps_its_exit_code(tmp_path):
+    from modelfactory.ops.serving.packaging import SERVER_CONFIG
+
+    (tmp_path / "gunicorn.conf.py").write_text(SERVER_CONFIG.read_text())
+    (tmp_path / "serving.json").write_text('{"server": {}}')
+    for code in (0, 3):
+        (tmp_path / "flushed").unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-c", WORKER_LEAVING, str(tmp_path), str(code)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, done.stderr
+        assert done.stdout == "still running\n"
+        assert (tmp_path / "flushed").read_text() == "every queued row"

@@ -147,3 +147,46 @@ def test_a_run_that_failed_before_the_gate_says_why_and_claims_no_registration()
     assert facts["outcome"] == "failed" and not facts["judged"]
     section = report._verdict_html(facts)
     assert "registered as" not in section and "promoted" not in section and "<b>Ridge</b>" in section
+
+
+def test_readers_page_shows_no_empty_section_or_empty_table(tmp_path):
+    import nbformat
+
+    copy = tmp_path / "explore.ipynb"
+    nb = nbformat.read(ROOT / "notebooks/explore.ipynb", as_version=4)
+    nbformat.write(nb, copy)
+    full = render_notebook(copy).read_text()
+    readers = render.report_page(copy).read_text()
+    # the saved explore notebook: "Raw data" shows only the data's shape, the contract check no failure
+    assert ">Raw data<" in full and re.search(r"<tbody>\s*</tbody>", full)
+    assert ">Raw data<" not in readers, "a heading with nothing under it"
+    assert "when run by hand" in full and "when run by hand" not in readers, "the parameters are the notebook's"
+    assert "Reads:" in readers and "Materialise the raw data" in readers
+    assert not re.search(r"<tbody>\s*</tbody>", readers), "a table without rows"
+    for kept in (">Checks<", ">Data contract<", ">Profile<", ">Plots<"):
+        assert kept in readers, kept
+
+
+def test_a_heading_is_dropped_only_when_its_section_shows_nothing():
+    import nbformat
+
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    table = nbformat.v4.new_output("display_data", data={"text/html": "<table><tbody><tr><td>1</td></tr></tbody></table>"})
+    nb = nbformat.v4.new_notebook(cells=[
+        md("# Stage"), md("## Empty"), code("x.shape"), md("## Kept"), code("t"), md("### Sub"),
+        md("## Text\nsome words"), md("## Last")])
+    nb.cells[2].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "(3, 2)"})]
+    nb.cells[4].outputs = [table]
+    sources = [c.source for c in render.readers_notebook(nb, "x.html").cells][1:]
+    assert sources == ["# Stage", "## Kept", "t", "## Text\nsome words"]
+
+
+def test_readers_tables_drop_row_numbers_but_keep_named_rows():
+    counted = pd.DataFrame({"check": ["rows", "no infinite values"], "passed": [True, True]})._repr_html_()
+    shown = render.drop_row_numbers(counted)
+    assert "<th>0</th>" not in shown and "<th>1</th>" not in shown and "<th></th>" not in shown
+    assert "<td>rows</td>" in shown and shown.count("<tr") == 3 and shown.count("<th>") == 2
+    for kept in (pd.DataFrame({"value": [442, 11]}, index=["rows", "columns"]),  # named rows
+                 pd.DataFrame({"v": [1, 2]}, index=[3, 4]),  # numbers that are labels, not a count
+                 pd.DataFrame({"v": [1.0]}).rename_axis("metric")):  # a named index: two header rows
+        assert render.drop_row_numbers(kept._repr_html_()) == kept._repr_html_()

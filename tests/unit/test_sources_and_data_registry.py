@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import cli, copy_project
+from conftest import ROOT, cli, copy_project
+from modelfactory import paths
 from modelfactory.core import data, sources
 from modelfactory.ops import data_registry
 from modelfactory.errors import DataValidationError, ParamsError
@@ -200,13 +201,18 @@ def test_a_registered_file_whose_content_changed_is_refused(project, frame):
     assert str(info.value) == (
         f"data/registry/diab/v1/d.csv: content changed since it was registered as diab:1 (hash {record['hash'][:12]}, "
         f"now {now[:12]}); registered data is immutable: register the new file as a new version "
-        "(modelfactory data register diab FILE)")
+        f"({paths.command_prefix()} data register diab FILE)")
 
 
 def test_unknown_names_and_versions_are_one_line(project, frame):
-    with pytest.raises(ParamsError, match=r"^data.dataset nope: no such registered dataset \(registered: none\); "
-                                          r"register it first: modelfactory data register nope FILE$"):
+    from modelfactory import paths
+
+    with pytest.raises(ParamsError) as info:
         sources.locate(spec("registered", "nope"))
+    # the register line starts the way this process was started, like the rerun lines: pasted, it works
+    assert str(info.value) == ("data.dataset nope: no such registered dataset (registered: none); "
+                               f"register it first: {paths.command_prefix()} data register nope FILE")
+    assert paths.command_prefix() != "modelfactory"  # (pytest's python, not a bare name off PATH)
     frame.to_csv(project / "d.csv", index=False)
     data_registry.register_file("diab", project / "d.csv")
     with pytest.raises(ParamsError, match=r"^data.dataset diab:7: no such version; diab has 1$"):
@@ -313,3 +319,36 @@ def test_a_csv_column_that_turns_to_text_after_the_first_block_is_recorded_as_re
     assert (columns, count) == ({"a": "int64", "code": "string", "target": "int64"}, 200_001)
     frame = sources.read(ref)
     assert frame["code"].iloc[-1] == "x-12" and frame["a"].dtype == "int64"
+
+
+def test_a_missing_demo_dataset_names_the_one_command_that_registers_it(project):
+    from modelfactory.errors import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError) as info:  # a copied project has no Makefile: the register line
+        sources.locate(spec("registered", "penguins:latest"))
+    assert str(info.value).endswith(" data register penguins FILE")
+    (project / "Makefile").write_text((ROOT / "Makefile").read_text())
+    with pytest.raises(DataNotFoundError) as info:  # a clone: the demo's own target, `make run` runs first
+        sources.locate(spec("registered", "penguins:latest"))
+    assert str(info.value) == ("data.dataset penguins: no such registered dataset (registered: none); "
+                               "register it first: make demo-data")
+    assert "demo-data:" in (ROOT / "Makefile").read_text()
+
+
+def test_a_run_of_several_models_skips_the_one_whose_data_is_missing(project):
+    from modelfactory.errors import DataNotFoundError
+    from modelfactory.ops.pipeline import load_pipeline
+    from modelfactory.ops.runner import RunRequest, check_requests
+
+    training = load_pipeline("training")
+    asked = [RunRequest("penguins"), RunRequest("diabetes")]
+    said = []
+    checked = check_requests(asked, training, said.append)
+    assert [c[0].model for c in checked] == ["diabetes"]
+    assert [(model, type(exc)) for model, exc in checked.missing] == [("penguins", DataNotFoundError)]
+    assert said == [f"skipped penguins: {checked.missing[0][1]}"]
+    assert DataNotFoundError.exit_code == 2
+    with pytest.raises(DataNotFoundError):  # alone, it stops the command as before
+        check_requests([RunRequest("penguins")], training, said.append)
+    with pytest.raises(DataNotFoundError):  # and when no model has its data, nothing runs
+        check_requests([RunRequest("penguins"), RunRequest("penguins", env="dev")], training, said.append)

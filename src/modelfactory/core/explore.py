@@ -18,11 +18,17 @@ def profile_data(frame: pd.DataFrame, decimals: int) -> pd.DataFrame:
             "max": numeric.max(),
         }
     )
-    return profile.round(decimals)
+    stats = ["mean", "std", "min", "max"]
+    # + 0.0 turns the -0.0 that rounding leaves of a tiny negative mean into 0.0 (shown "-0.000" otherwise)
+    profile[stats] = profile[stats].round(decimals) + 0.0
+    return profile
 
 
 def summarize_data(frame: pd.DataFrame, target: str, task: str, decimals: int) -> pd.DataFrame:
-    """Headline facts: shape, missing cells, and the target's distribution."""
+    """Headline facts: shape, missing cells, and the target's distribution.
+
+    Counts stay integers (``442``, not ``442.000``): the one column holds Python objects, so a
+    count and a mean keep their own kinds instead of becoming one float column."""
     facts = {"rows": len(frame), "columns": frame.shape[1], "missing cells": int(frame.isna().sum().sum())}
     if task == "classification":
         for label, share in frame[target].value_counts(normalize=True).sort_index().items():
@@ -30,7 +36,7 @@ def summarize_data(frame: pd.DataFrame, target: str, task: str, decimals: int) -
     else:
         described = frame[target].describe()
         facts.update({f"target {k}": round(float(described[k]), decimals) for k in ("mean", "std", "min", "max")})
-    return pd.DataFrame({"value": facts})
+    return pd.DataFrame({"value": pd.Series(facts, dtype=object)})
 
 
 def plot_target(frame: pd.DataFrame, target: str, task: str):

@@ -125,12 +125,15 @@ def pair(a: float, b: float, digits: int = 4) -> tuple[str, str]:
 
 
 def plot_gate(checks: pd.DataFrame):
-    """One panel per check, each on its own scale: the candidate's value (green passed, red failed)
-    and the limit it had to meet (black line)."""
+    """One panel per check that ran, each on its own scale: the candidate's value (green passed, red
+    failed) and the limit it had to meet (black line). With no champion yet there is no champion to
+    beat: no bar is drawn for it, and the title says "no champion yet" in words."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(checks), 1, figsize=(6, 0.9 * len(checks) + 0.8), squeeze=False)
-    for ax, check in zip(axes[:, 0], checks.itertuples()):
+    no_champion = checks["check"].str.startswith(BEATS_CHAMPION) & checks["limit"].isna()
+    ran = checks[~no_champion]
+    fig, axes = plt.subplots(max(len(ran), 1), 1, figsize=(6, 0.9 * max(len(ran), 1) + 1.0), squeeze=False)
+    for ax, check in zip(axes[:, 0], ran.itertuples()):
         ax.barh([0], [check.candidate], color="#55a868" if check.passed else "#c44e52", height=0.6)
         values = [check.candidate]
         if pd.notna(check.limit):
@@ -141,7 +144,12 @@ def plot_gate(checks: pd.DataFrame):
         ax.set_yticks([])
         ax.set_title(f"{check.check} ({check.metric}): {check.candidate:.4g}"
                      + (f" vs {check.limit:.4g}" if pd.notna(check.limit) else ""), fontsize=9, loc="left")
-    fig.suptitle("Champion gate: " + ("passed" if checks["passed"].all() else "rejected"))
+    if ran.empty:  # no threshold, no baseline check and no champion: nothing was compared
+        axes[0, 0].set_axis_off()
+    title = "Champion gate: " + ("passed" if checks["passed"].all() else "rejected")
+    if no_champion.any():
+        title += " (no champion yet)"
+    fig.suptitle(title)
     fig.tight_layout()
     plt.close(fig)
     return fig

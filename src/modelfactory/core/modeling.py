@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from modelfactory.core.train_keys import RESERVED_KEYS, hyperparameters
 from modelfactory.errors import DataValidationError, ParamsError
 
-RESERVED_KEYS = ("estimator", "scale_features", "preprocess")
 # What the preprocessing step encodes each kind of column with; a column's kind comes from its dtype
 # unless ``train.preprocess.columns`` names it. Booleans cannot be missing (a bool column with a
 # missing value is read as object), so they are only encoded.
@@ -102,7 +102,7 @@ def build_estimator(spec: Mapping, seed: int | None = None, key: str = "train"):
     from sklearn.preprocessing import StandardScaler
 
     cls = _import_class(spec["estimator"], f"{key}.estimator")
-    hyper = {k: v for k, v in spec.items() if k not in RESERVED_KEYS}
+    hyper = hyperparameters(spec)
     allowed = cls().get_params(deep=False)
     for name in hyper:
         if name not in allowed:
@@ -337,7 +337,7 @@ def refused_categories(model) -> dict[str, set]:
 
 def describe_estimator(spec: Mapping) -> str:
     """The estimator a spec names, with the hyperparameters it sets: ``Ridge (alpha=1.0)``."""
-    hyper = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in RESERVED_KEYS)
+    hyper = ", ".join(f"{k}={v}" for k, v in hyperparameters(spec).items())
     return f"{str(spec['estimator']).rsplit('.', 1)[-1]} ({hyper or 'defaults'})"
 
 

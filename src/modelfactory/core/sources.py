@@ -424,7 +424,7 @@ def locate_registered(dataset: str) -> DataRef:
         raise DataValidationError(
             f"{shown(path)}: content changed since it was registered as {name}:{record['version']} "
             f"(hash {record['hash'][:12]}, now {found[:12]}); registered data is immutable: register the new "
-            f"file as a new version (modelfactory data register {name} FILE)")
+            f"file as a new version ({paths.command_prefix()} data register {name} FILE)")
     return DataRef("registered", name, f"{name}:{record['version']}", str(record["version"]), found, (path,),
                    _workspace_asset(record))
 

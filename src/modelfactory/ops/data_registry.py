@@ -19,11 +19,14 @@ from pathlib import Path
 
 from modelfactory import paths
 from modelfactory.core import sources
-from modelfactory.errors import DataValidationError, ParamsError
+from modelfactory.errors import DataNotFoundError, DataValidationError, ParamsError
 
 RECORD = "version.json"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+# Datasets the project's own demo registers (the Makefile's demo-data target, which `make run` runs
+# first): for these, the one command to paste is that target, not a register line naming a file.
+DEMO_DATA = {"penguins": "make demo-data"}
 
 
 def register_file(name: str, path: Path) -> tuple[dict, bool]:
@@ -92,19 +95,30 @@ def list_versions(name: str | None = None) -> list[dict]:
     return sorted(found, key=lambda r: (r["name"], int(r["version"])))
 
 
+def register_hint(name: str) -> str:
+    """The command that registers dataset ``name``, as pasted from the project root: the demo's own
+    target for a demo dataset (when the project has its Makefile), else ``<modelfactory> data register
+    NAME FILE``, called the way this process was started (paths.command_prefix), like the rerun lines."""
+    makefile = paths.project_root() / "Makefile"
+    target = DEMO_DATA.get(name)
+    if target and makefile.is_file() and f"\n{target.split()[-1]}:" in "\n" + makefile.read_text():
+        return target
+    return f"{paths.command_prefix()} data register {name} FILE"
+
+
 def find_version(name: str, version: str = "latest") -> dict:
     """One version's record: a number, or ``latest``."""
     _check_name(name)
     versions = list_versions(name)
     if not versions:
         known = sorted({r["name"] for r in list_versions()})
-        raise ParamsError(f"data.dataset {name}: no such registered dataset (registered: {', '.join(known) or 'none'}); "
-                          f"register it first: modelfactory data register {name} FILE")
+        raise DataNotFoundError(f"data.dataset {name}: no such registered dataset (registered: "
+                                f"{', '.join(known) or 'none'}); register it first: {register_hint(name)}")
     if version in ("latest", "", None):
         return versions[-1]
     chosen = [r for r in versions if str(r["version"]) == str(version).removeprefix("v")]
     if not chosen:
-        raise ParamsError(f"data.dataset {name}:{version}: no such version; {name} has "
+        raise DataNotFoundError(f"data.dataset {name}:{version}: no such version; {name} has "
                           f"{', '.join(str(r['version']) for r in versions)}")
     return chosen[0]
 

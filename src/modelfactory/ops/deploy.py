@@ -7,13 +7,14 @@ import importlib.util
 import json
 import os
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from modelfactory.errors import ModelfactoryError
-from modelfactory.ops.serving.packaging import build_request, start_local_endpoint
+from modelfactory.ops.serving.packaging import build_request, launch_local_endpoint, wait_until_healthy
 
 
 def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
@@ -37,24 +38,41 @@ def smoke_test(endpoint, sample: pd.DataFrame, expected: np.ndarray, tolerance: 
 SKIPPED = "skipped (deploy.local_endpoint: false)"
 
 
-def smoke_test_local_endpoint(package_dir: Path, deploy: Mapping, sample: pd.DataFrame, expected: np.ndarray,
-                              progress=None) -> pd.DataFrame:
-    """The package behind the real inference server on loopback, checked row by row (smoke_test);
-    the server stops when the check ends. With ``deploy.local_endpoint`` false no server starts:
-    the table then says the check was skipped (no rows, nothing to mismatch), and so does the verdict.
+@contextmanager
+def local_endpoint(package_dir: Path, deploy: Mapping):
+    """Start the package behind the real inference server on loopback and stop it when the block
+    ends, however it ends; the block runs while the server boots (``smoke_test_local_endpoint``
+    waits for health). With ``deploy.local_endpoint`` false no server starts and the block gets None.
 
     Args:
         package_dir: the package folder (score.py, model/).
-        deploy: the params' ``deploy`` section (``endpoint``, ``tolerance``, ``local_endpoint``).
+        deploy: the params' ``deploy`` section (``endpoint``, ``local_endpoint``).
+    """
+    if not deploy.get("local_endpoint", True):
+        yield None
+        return
+    with launch_local_endpoint(package_dir, deploy["endpoint"]) as endpoint:
+        yield endpoint
+
+
+def smoke_test_local_endpoint(endpoint, deploy: Mapping, sample: pd.DataFrame, expected: np.ndarray,
+                              progress=None) -> pd.DataFrame:
+    """Wait until the local endpoint is healthy, then check it row by row (smoke_test). With no
+    endpoint (``deploy.local_endpoint`` false) the table says the check was skipped (no rows,
+    nothing to mismatch), and so does the verdict.
+
+    Args:
+        endpoint: what ``local_endpoint`` gave the block (None when no server was started).
+        deploy: the params' ``deploy`` section (``endpoint``, ``tolerance``).
         sample: the holdout rows to send, one request each.
         expected: the trained model's answers for them.
         progress: a progress.ProgressLine for the wait while the server starts.
     """
-    if not deploy.get("local_endpoint", True):
+    if endpoint is None:
         return pd.DataFrame({"rows scored": [0], "rows expected": [len(sample)], "max abs difference": [0.0],
                              "tolerance": [deploy["tolerance"]], "match": [True], "endpoint": [SKIPPED]})
-    with start_local_endpoint(package_dir, deploy["endpoint"], progress) as endpoint:
-        return smoke_test(endpoint, sample, expected, deploy["tolerance"])
+    wait_until_healthy(endpoint, deploy["endpoint"], progress)
+    return smoke_test(endpoint, sample, expected, deploy["tolerance"])
 
 
 def latency_metrics(check: pd.DataFrame) -> dict[str, float]:
@@ -74,6 +92,13 @@ def load_scoring_script(package_dir: Path):
     os.environ["AZUREML_MODEL_DIR"] = str(package_dir / "model")
     module.init()
     return module
+
+
+def check_package(package_dir: Path, sample: pd.DataFrame, expected: np.ndarray, tolerance: float) -> pd.DataFrame:
+    """Load the package's score.py in this process, as the server would, score the sample through its
+    run() in one request, and compare with the trained model's answers (``compare_answers``)."""
+    scorer = load_scoring_script(package_dir)
+    return compare_answers(score_request(scorer, build_request(sample)), expected, tolerance)
 
 
 def score_request(scorer, request: dict) -> np.ndarray:

@@ -9,12 +9,23 @@ no network: the template drops JupyterLab's CDN scripts.
 from __future__ import annotations
 
 import html
+import re
 import struct
 import zlib
 from pathlib import Path
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_SUFFIX = "-report.html"
+EMPTY_TABLE = re.compile(r"<tbody>\s*</tbody>")  # how pandas writes a table with columns and no rows
+HEADING = re.compile(r"^(#{1,6})\s")
+TABLE = re.compile(r"<table\b.*?</table>", re.S)
+TABLE_HEAD = re.compile(r"<thead>(.*?)</thead>", re.S)
+TABLE_BODY = re.compile(r"<tbody>(.*?)</tbody>", re.S)
+ROW_NUMBER = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>\s*")
+BLANK_CORNER = re.compile(r"(<tr[^>]*>\s*)<th></th>\s*")
+# Every notebook opens with a table of its parameters (tests/unit/test_notebooks_static.py): how to
+# run it by hand, which is for whoever opens the notebook, not for a reader of its results.
+PARAMETER_TABLE = re.compile(r"^\| parameter \|.*?(?=^[^|]|\Z)", re.M | re.S)
 
 
 def report_page(notebook: Path) -> Path:
@@ -41,7 +52,12 @@ def render_notebook(notebook: Path) -> Path:
 
 def readers_notebook(nb, full_html: str):
     """A copy of the notebook for readers: code cells keep only what they show (tables, plots, printed
-    text, errors), never their logs; a link back to the index and to the whole notebook comes first."""
+    text, errors), never their logs; a link back to the index and to the whole notebook comes first.
+
+    Nor the notebook's table of parameters (how to run it by hand). Nothing empty is shown: not a
+    table without rows (explore's list of contract failures when
+    there are none), and not a heading whose section has nothing left to show (explore's "Raw
+    data", whose only output is the data's shape)."""
     import copy
 
     import nbformat
@@ -54,9 +70,53 @@ def readers_notebook(nb, full_html: str):
             cell.outputs = [out for out in cell.get("outputs", []) if _for_readers(out)]
             if not cell.outputs:
                 continue
+            for out in cell.outputs:
+                if "text/html" in out.get("data", {}):
+                    out["data"]["text/html"] = drop_row_numbers(out["data"]["text/html"])
+        elif cell.cell_type == "markdown":
+            cell.source = PARAMETER_TABLE.sub("", cell.source).rstrip()
         cells.append(cell)
-    shown.cells = cells
+    shown.cells = [cell for i, cell in enumerate(cells) if not _empty_section(cell, cells[i + 1:])]
     return shown
+
+
+def drop_row_numbers(page: str) -> str:
+    """Tables whose row labels only count the rows (0, 1, 2, ...: a DataFrame's default index) lose
+    that column: a reader sees "0" beside "rows >= 400" and wonders what it stands for. Tables with
+    named rows (a metric, a column name) keep theirs."""
+    def without_numbers(found):
+        table = found.group(0)
+        head, body = TABLE_HEAD.search(table), TABLE_BODY.search(table)
+        if not head or not body or head.group(1).count("<tr") != 1 or not BLANK_CORNER.search(head.group(1)):
+            return table
+        numbers = [int(number) for _, number in ROW_NUMBER.findall(body.group(1))]
+        if not numbers or numbers != list(range(body.group(1).count("<tr"))):
+            return table
+        return (table.replace(head.group(0), BLANK_CORNER.sub(r"\1", head.group(0), count=1), 1)
+                .replace(body.group(0), ROW_NUMBER.sub(r"\1", body.group(0)), 1))
+
+    return TABLE.sub(without_numbers, page)
+
+
+def _heading_level(cell) -> int | None:
+    """The level of a markdown cell's first line when it is a heading (``## Checks``: 2), else None."""
+    if cell.cell_type != "markdown":
+        return None
+    found = HEADING.match(cell.source.lstrip())
+    return len(found.group(1)) if found else None
+
+
+def _empty_section(cell, following) -> bool:
+    """A markdown cell that is only a heading, with nothing shown before the next heading of its level
+    or above (or the end)."""
+    level = _heading_level(cell)
+    if level is None or len(cell.source.strip().splitlines()) != 1:
+        return False
+    upcoming = next(iter(following), None)
+    if upcoming is None:
+        return True
+    below = _heading_level(upcoming)
+    return below is not None and below <= level
 
 
 def _for_readers(output) -> bool:
@@ -66,7 +126,10 @@ def _for_readers(output) -> bool:
     if kind == "stream":
         return output.get("name") == "stdout"
     if kind in ("execute_result", "display_data"):
-        return any(m != "text/plain" for m in output.get("data", {}))
+        data = output.get("data", {})
+        if EMPTY_TABLE.search(data.get("text/html", "")):
+            return False  # a table with no rows says nothing; the stage's verdict line says "none failed"
+        return any(m != "text/plain" for m in data)
     return True  # errors: a failed stage's report shows what went wrong
 
 

@@ -14,11 +14,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from modelfactory.core.train_keys import hyperparameters
 from modelfactory.ops import runs, verdict
 from modelfactory.ops.render import png_caption
-
-# train keys that configure the pipeline rather than the estimator (the rest are its hyperparameters)
-NOT_HYPERPARAMETERS = ("estimator", "scale_features", "preprocess")
 
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700",
                   "running": "#0969da", "skipped": "#6e7781", "pending": "#6e7781", "reused": "#6e7781"}
@@ -40,7 +38,7 @@ def describe_model(params: Mapping) -> dict:
     train = params.get("train") or {}
     estimator = str(train.get("estimator") or "")
     return {"estimator": estimator.rsplit(".", 1)[-1], "class": estimator,
-            "hyperparameters": {k: v for k, v in train.items() if k not in NOT_HYPERPARAMETERS},
+            "hyperparameters": hyperparameters(train),
             "task": (params.get("model") or {}).get("task", "")}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from modelfactory import params as params_mod
 from modelfactory import paths
-from modelfactory.errors import ModelfactoryError, PipelineError, StageFailedError
+from modelfactory.errors import DataNotFoundError, ModelfactoryError, PipelineError, StageFailedError
 from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
 from modelfactory.ops.stage_loop import PlannedRun, RunOutcome, file_hash, list_outputs, run_stages
@@ -41,11 +41,13 @@ class RunRequest:
 
 
 class CheckedRequests(list):
-    """The checked requests (one tuple per run), and the partitions skipped as too small."""
+    """The checked requests (one tuple per run), the partitions skipped as too small, and the models
+    left out because their data is not there (yet)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.skipped: list = []
+        self.missing: list[tuple[str, DataNotFoundError]] = []
 
 
 def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
@@ -54,24 +56,38 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
 
     Everything a user can get wrong in a request is caught here, before any kernel starts. A
     partitioned model (``data.partition_by``) becomes one run per partition (ops/partitions.py);
-    the partitions skipped are said here and kept in ``.skipped`` for the run's summary.
+    the partitions skipped are said here and kept in ``.skipped`` for the run's summary. One
+    exception to "every mistake stops the run": when several models are asked for and one's data is
+    not there (yet), that model is left out, said here and kept in ``.missing``: one model's missing
+    dataset does not stop the others. Alone, it is raised like any other.
     """
     from modelfactory.ops import partitions
 
     checked = CheckedRequests()
     for req in requests:
-        expansion = partitions.plan(req.model, req.env, req.overrides, req.params_file)
+        try:
+            expansion = partitions.plan(req.model, req.env, req.overrides, req.params_file)
+            planned = []
+            for resolved in expansion.params:
+                stages = select_stages(pipeline, req.stages)
+                sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"],
+                                      req.from_run, req.inputs)
+                record = _data_record(pipeline, stages, resolved, sources)
+                if record is not None and resolved["data"].get("partition"):
+                    record = {**record, "partition": resolved["data"]["partition"]}
+                planned.append((req, resolved, stages, sources, record))
+        except DataNotFoundError as exc:
+            if len(requests) == 1:
+                raise
+            checked.missing.append((req.model, exc))
+            say(f"skipped {req.model}: {exc}")
+            continue
         checked.skipped += expansion.skipped
-        for resolved in expansion.params:
-            stages = select_stages(pipeline, req.stages)
-            sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"],
-                                  req.from_run, req.inputs)
-            record = _data_record(pipeline, stages, resolved, sources)
-            if record is not None and resolved["data"].get("partition"):
-                record = {**record, "partition": resolved["data"]["partition"]}
-            checked.append((req, resolved, stages, sources, record))
+        checked.extend(planned)
     for line in partitions.skipped_lines(checked.skipped):
         say(line)
+    if not checked and checked.missing:  # no model has its data: nothing to run
+        raise checked.missing[0][1]
     if not checked:
         raise PipelineError("nothing to run: every partition was skipped (see above)")
     return checked
@@ -399,6 +415,10 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
             code = execute(planned, pipeline, pool, say, progress and jobs == 1, jobs, make_pool)
         for line in partitions.skipped_lines(checked.skipped):  # again last, where the summary is read
             say(line)
+        if checked.missing and not code:  # said again last, where it is not lost above the runs' output
+            for model, missing in checked.missing:
+                say(f"skipped {model}: {missing}")
+            return DataNotFoundError.exit_code
         return code
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a stage (a stage's own is handled there)
         from modelfactory.ops.tracking import RUN_FILE

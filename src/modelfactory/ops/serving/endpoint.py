@@ -11,14 +11,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelfactory.errors import ModelfactoryError
-
-
-class EndpointError(ModelfactoryError):
-    """The local endpoint did not start, or stopped answering."""
+from modelfactory.errors import EndpointError
 
 
 # What a starting server is doing, by the last of these lines its log holds (the inference server's
@@ -26,6 +22,7 @@ class EndpointError(ModelfactoryError):
 START_PHASES = (("Users's init has completed", "waiting for /health"),
                 ("Invoking user's init function", "loading the model"))
 STARTING = "starting the server"
+HEALTH_POLL_S = 0.05  # between health checks while the server starts: a ready server waits at most this
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +45,7 @@ class LocalEndpoint:
     port: int
     log: Path
     lifeline: int | None = None
+    started: float = field(default_factory=time.monotonic)  # when the process was started (monotonic)
 
     @property
     def url(self) -> str:
@@ -55,16 +53,18 @@ class LocalEndpoint:
         return f"http://{self.host}:{self.port}"
 
     def wait_until_healthy(self, timeout: float, progress: Callable[[str, float], None] | None = None) -> float:
-        """Poll the health route until it answers 200; return the seconds it took.
+        """Poll the health route until it answers 200; return the seconds since the server was started.
 
-        If it does not, or the wait is interrupted (Ctrl-C, SIGTERM), the server is stopped.
+        If it does not, or the wait is interrupted (Ctrl-C, SIGTERM), the server is stopped. The
+        seconds count from the start of the process, not of this wait: a caller may do other work
+        (the deploy stage's in-process checks) while the server boots.
 
         Args:
-            timeout: the seconds to wait at most.
+            timeout: the seconds to wait at most, counted from the start of the process.
             progress: called at every poll with what the server is doing (``start_phase``) and the
                 seconds so far, so that a long start is not a silent one.
         """
-        start = time.monotonic()
+        start = self.started
         try:
             while time.monotonic() - start < timeout:
                 if progress is not None:
@@ -77,7 +77,7 @@ class LocalEndpoint:
                         if reply.status == 200:
                             return time.monotonic() - start
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    time.sleep(0.2)
+                    time.sleep(HEALTH_POLL_S)
             raise EndpointError(f"the inference server was not healthy within {timeout} s; its log: {self.log}")
         except BaseException:
             self.stop()
@@ -145,6 +145,7 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
     # The server holds the read end; only we hold the write end (os.pipe's ends are not inherited
     # by other children). When we end, however we end, the server reads end-of-file and stops.
     watch, lifeline = os.pipe()
+    launched = time.monotonic()
     try:
         with open(log, "wb") as out:
             process = subprocess.Popen(
@@ -157,7 +158,7 @@ def start_endpoint(package_dir: Path, host: str = "127.0.0.1", port: int = 0, wo
         raise
     finally:
         os.close(watch)
-    return LocalEndpoint(process, host, port, log, lifeline)
+    return LocalEndpoint(process, host, port, log, lifeline, started=launched)
 
 
 def start_phase(log: Path) -> str:

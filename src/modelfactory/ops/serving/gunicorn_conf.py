@@ -39,3 +39,31 @@ def when_ready(server):
     for listener in server.LISTENERS:
         listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
         listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def worker_exit(server, worker):
+    """End a stopping worker as soon as its own exit work is done, without the interpreter's teardown.
+
+    Gunicorn calls this as the worker process leaves (a graceful stop, a Ctrl-C, a crash), while the
+    SystemExit carrying its exit code is in flight. The exit work is the atexit handlers (score.py's
+    scored-data writer flushes every queued row there) and the log handlers; what is left after
+    them, freeing the modules of pandas, scikit-learn and MLflow one object at a time and joining
+    idle threads, took 1.4 s of every stop and changes nothing on disk. The exit code is kept.
+    """
+    import atexit
+    import logging
+    import os
+    import sys
+
+    leaving = sys.exc_info()[1]
+    if not isinstance(leaving, SystemExit):  # not the way gunicorn ends a worker: leave it alone
+        return
+    code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
+    atexit._run_exitfuncs()  # the handlers the interpreter would run next, in the same order
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -30,16 +30,10 @@ from pathlib import Path
 
 from modelfactory import paths
 from modelfactory.ops import runs
-from modelfactory.errors import ModelfactoryError
+from modelfactory.errors import ModelfactoryError, ModelVersionError
 
 VERSION = re.compile(r"[1-9][0-9]*")  # what MLflow's registry numbers versions with
 PACKAGE_RECORD = "package.json"  # beside a serve's package: what it was built from
-
-
-class ModelVersionError(ModelfactoryError):
-    """--version is not a version number, or names a version the registry does not have."""
-
-    exit_code = 2
 
 
 def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tuple[Path, str]:
@@ -60,7 +54,7 @@ def registered_model_dir(params: Mapping, version: str | None, alias: str) -> tu
     chosen = str(version) if version else registry.version_with_role(name, alias)
     if chosen is None:
         raise ModelVersionError(f"model {name} has no version with role '{alias}'; run the pipeline first "
-                                f"(modelfactory run --model {params['model']['name']} --env {params['env']['name']}), "
+                                f"({runs.rerun_command(params['model']['name'], env=params['env']['name'])}), "
                                 "or pass --version")
     model_dir = runs.served_model_dir(name, chosen)
     if not (model_dir / "MLmodel").is_file():

@@ -147,18 +147,39 @@ def start_local_endpoint(package_dir: Path, endpoint_params: Mapping, progress=N
     that it stops however the block ends. ``progress`` (an ``ops.progress.ProgressLine``) is told
     what the start waits for, with the seconds so far, and how it ended.
     """
+    endpoint = launch_local_endpoint(package_dir, endpoint_params)
+    wait_until_healthy(endpoint, endpoint_params, progress)
+    return endpoint
+
+
+def launch_local_endpoint(package_dir: Path, endpoint_params: Mapping):
+    """Start the real inference server on the package, on loopback, without waiting for it.
+
+    The deploy stage checks the package in-process while the server boots (both take seconds), then
+    calls ``wait_until_healthy``. Use it as ``with launch_local_endpoint(...) as endpoint:``: the
+    server stops however the block ends, a failed in-process check included.
+    """
     from modelfactory.ops.serving.endpoint import start_endpoint
 
-    endpoint = start_endpoint(package_dir, endpoint_params["host"], endpoint_params["port"], endpoint_params["workers"])
+    return start_endpoint(package_dir, endpoint_params["host"], endpoint_params["port"], endpoint_params["workers"])
+
+
+def wait_until_healthy(endpoint, endpoint_params: Mapping, progress=None) -> float:
+    """Wait until a launched endpoint answers its health check (``start_timeout_seconds`` from its
+    start at most, else EndpointError and the server is stopped); return the seconds since its start.
+
+    ``progress`` (an ``ops.progress.ProgressLine``) is told what the start waits for, with the
+    seconds so far, and how it ended.
+    """
     try:
-        endpoint.wait_until_healthy(endpoint_params["start_timeout_seconds"], progress)
+        seconds = endpoint.wait_until_healthy(endpoint_params["start_timeout_seconds"], progress)
     except BaseException:
         if progress is not None:
             progress.done("did not start")
         raise
     if progress is not None:
         progress.done("healthy")
-    return endpoint
+    return seconds
 
 
 def build_request(frame: pd.DataFrame) -> dict:
