@@ -376,7 +376,7 @@ def test_changed_reads_the_commits_since_the_base(tmp_path, monkeypatch, capsys)
     assert main(["changed", "--base", "HEAD", "--json"]) == 0
     assert capsys.readouterr().out == "[]\n"
     assert main(["changed", "--base", "0" * 40, "--json"]) == 0  # GitHub's "no previous commit"
-    assert capsys.readouterr().out == '["breast_cancer", "diabetes", "penguins"]\n'
+    assert capsys.readouterr().out == '["breast_cancer", "diabetes", "penguins", "sales"]\n'
     (project / "notebooks" / "train.ipynb").write_text((project / "notebooks" / "train.ipynb").read_text() + " ")
     git("commit", "-qam", "shared")
     assert main(["changed", "--base", first]) == 0
