@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], dest="inputs", metavar="STAGE=FOLDER",
                      help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
+    run.add_argument("--no-cache", action="store_true", help="run every selected stage, even when an earlier run "
+                     "has its outputs with the same cache key (docs/running.md)")
 
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M")
@@ -206,8 +208,8 @@ def _cmd_run(args, argv) -> int:
     models = _models(args, list_models)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
-    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
-                for m in models]
+    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs,
+                           no_cache=args.no_cache) for m in models]
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty())
     return code
 
@@ -246,13 +248,13 @@ def _cmd_runs(args, argv) -> int:
     if not found:
         print("no runs yet: modelfactory run")
         return 0
-    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
+    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':9} {'status':12} {'gate':22} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
         first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
         headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
         print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
-              f"{gate_cell(m):13} {headline}")
+              f"{gate_cell(m):22} {headline}")
     return 0
 
 
