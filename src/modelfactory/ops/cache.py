@@ -138,6 +138,10 @@ def cache_key(stage, params: Mapping, root: Path, inputs: Mapping[str, Mapping[s
     key = {"notebook": file_digest(root / stage.notebook)}
     for section in stage_reads(stage):
         key[f"params.{section}"] = value_hash(params.get(section))
+    contract = (params.get("data") or {}).get("contract")
+    if "data" in stage.reads and isinstance(contract, str):  # a contract file: its content, not just its name
+        path = root / contract
+        key["params.data.contract file"] = file_digest(path) if path.is_file() else "missing"
     for need in stage.needs:
         key[f"inputs.{need}"] = value_hash(dict(inputs.get(need, {})))
     if data is not None:
@@ -251,10 +255,13 @@ def take(hit: Hit, run_dir: Path, stage: str) -> dict:
     """Put an earlier run's stage into this run: its folder, its notebook and pages, hard-linked
     where the file system allows, copied otherwise. Returns the fields of the stage's new record."""
     target = runs.stage_dir(run_dir, stage)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if target.exists():  # left by a plan that changed its mind; never another run's data
         shutil.rmtree(target)
     shutil.copytree(runs.stage_dir(hit.run_dir, stage), target, copy_function=_link_or_copy)
-    fields = {"status": runs.CACHED, "cached_from": hit.run_id, "outputs": hit.record.get("outputs", []),
+    # cached_from names the run where the stage ran, also when it is taken from a run that cached it
+    origin = hit.record.get("cached_from") or hit.run_id
+    fields = {"status": runs.CACHED, "cached_from": origin, "outputs": hit.record.get("outputs", []),
               "hashes": hit.record.get("hashes", {}), "cache_key": hit.record["cache_key"],
               "duration_s": 0.0}
     for kind in ("notebook", "html", "report"):

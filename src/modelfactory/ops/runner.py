@@ -48,12 +48,17 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec) -> li
     checked = []
     earlier = runs.list_runs()
     for req in requests:
-        resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
+        # The estimator and contract checks import scikit-learn (a second or more): made only when a
+        # stage will run, so that a run whose every stage is cached stays light. A typo in train
+        # changes train's cache key, so it is still caught here, before any kernel starts.
+        resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file, training_checks=False)
         stages = select_stages(pipeline, req.stages)
         sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"], req.from_run,
                               req.inputs)
         cached = plan_cache(pipeline, stages, resolved, paths.project_root(), sources, not req.no_cache,
                             [m for m in earlier if m.get("model") == resolved["model"]["name"]])
+        if any(cached.get(name) is None or cached[name].hit is None for name in stages):
+            resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
         checked.append((req, resolved, stages, sources, _data_record(pipeline, stages, resolved, sources, cached),
                         cached))
     return checked
@@ -82,7 +87,8 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
     """Create one run folder per checked request, with its params, reused inputs and manifest."""
     root = paths.project_root()
     planned = []
-    for req, resolved, stages, sources, data_record, cached in checked:
+    for req, resolved, stages, sources, data_record, *decided in checked:
+        cached = decided[0] if decided else {}  # stage_loop.plan_cache's decisions
         model, env = resolved["model"]["name"], resolved["env"]["name"]
         run_id = runs.new_run_id(model)
         run_dir = runs.run_path(run_id, root)

@@ -94,7 +94,7 @@ def run_stages(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path, say: C
                 record.update(cache.take(decision.hit, run.run_dir, name))
                 _record_run_facts(run, pipeline, name)
                 runs.write(run.run_dir, run.manifest)
-                say(f"  [{number}/{total}] {name} cached from {decision.hit.run_id}")
+                say(f"  [{number}/{total}] {name} cached from {record['cached_from']}")
                 continue
             record.update(status=runs.RUNNING, start=runs.now(), cache_key=decision.key, cache_miss=decision.why)
             if cache.CHAMPION in pipeline.stage(name).reads:
