@@ -38,8 +38,9 @@ notebooks: demo-data ## re-execute notebooks/ in place, and the penguins example
 	$(BIN)/modelfactory notebooks
 	$(BIN)/modelfactory notebooks --model penguins
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; CLI and endpoint start-up (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; incremental reruns of 20 models; endpoint vs bare score.py; batch scoring; 2M-row data; CLI and endpoint start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/cli.py

@@ -191,3 +191,10 @@ def test_runs_and_the_verdict_say_a_decision_was_cached():
     assert verdict.gate_cell(manifest) == "v1 promoted (cached)"
     assert verdict.verdict_line(manifest) == ("candidate v1 promoted: no champion yet (decided by run r1; "
                                               "cached here, nothing registered again)")
+
+
+def test_the_file_naming_a_stages_mlflow_run_is_no_input(training, params):
+    # it differs in every run: a rerun explore with the same dataset must not rerun train
+    evaluate = training.stage("evaluate")
+    one = key_of(evaluate, params, {"train": {"model.json": "a", "tracking.json": "1"}})
+    assert one == key_of(evaluate, params, {"train": {"model.json": "a", "tracking.json": "2"}})

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from modelfactory import paths
 from modelfactory.ops import runs
+from modelfactory.ops.tracking import RUN_FILE
 
 ALWAYS_READS = ("model", "env", "seed", "tracking")
 """Params sections in every stage's key: open_stage and the stage helpers read them in every notebook."""
@@ -142,8 +143,8 @@ def cache_key(stage, params: Mapping, root: Path, inputs: Mapping[str, Mapping[s
     if "data" in stage.reads and isinstance(contract, str):  # a contract file: its content, not just its name
         path = root / contract
         key["params.data.contract file"] = file_digest(path) if path.is_file() else "missing"
-    for need in stage.needs:
-        key[f"inputs.{need}"] = value_hash(dict(inputs.get(need, {})))
+    for need in stage.needs:  # not the file naming a stage's MLflow run: new with every run, read by no stage
+        key[f"inputs.{need}"] = value_hash({f: h for f, h in inputs.get(need, {}).items() if f != RUN_FILE})
     if data is not None:
         key["data"] = data
     key["code"] = code_version()
