@@ -46,8 +46,8 @@ def fresh_project(base: Path, count: int) -> tuple[Path, list[str]]:
 
 
 def write_model(project: Path, name: str, template: str, alpha: float) -> None:
+    assert "alpha: 1.0" in template, "diabetes.yaml no longer says alpha: 1.0"
     text = template.replace("alpha: 1.0", f"alpha: {alpha}")
-    assert text != template, "diabetes.yaml no longer says alpha: 1.0"
     (project / "params" / "models" / f"{name}.yaml").write_text(text)
 
 
