@@ -191,6 +191,12 @@ def now() -> str:
 
 def git_state(root: Path) -> dict:
     """The commit checked out in ``root`` and whether the tree has uncommitted changes."""
+    return dict(_git_state(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _git_state(root: Path) -> dict:
+    # Asked once per command (two git processes): every run a factory command makes shares it.
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)

@@ -92,8 +92,7 @@ def run_stages(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path, say: C
                 use_cache, runs.list_runs(run.params["model"]["name"]))
             if decision.hit is not None:
                 record.update(cache.take(decision.hit, run.run_dir, name))
-                _record_run_facts(run, pipeline, name)
-                runs.write(run.run_dir, run.manifest)
+                _record_run_facts(run, pipeline, name)  # written with the next stage's start, or the run's end
                 say(f"  [{number}/{total}] {name} cached from {record['cached_from']}")
                 continue
             record.update(status=runs.RUNNING, start=runs.now(), cache_key=decision.key, cache_miss=decision.why)
