@@ -58,9 +58,10 @@ notebooks: demo-data ## re-execute notebooks/ in place, and the penguins example
 	$(BIN)/modelfactory notebooks
 	$(BIN)/modelfactory notebooks --model penguins
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; the factory (20 models, --jobs 2 vs 1 vs plain, memory); endpoint vs bare score.py; batch scoring; 2M-row data; drift over 1M scored rows; CLI and endpoint start-up (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; the factory (20 models, --jobs 2 vs 1 vs plain, memory); incremental reruns of 20 models; endpoint vs bare score.py; batch scoring; 2M-row data; drift over 1M scored rows; CLI and endpoint start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/factory.py
+	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/monitor.py

@@ -86,8 +86,12 @@ def looks_like_secret(text: str) -> str | None:
     return _looks_like(text, "")
 
 
+@lru_cache(maxsize=4096)
 def _looks_like(value: str, key: str) -> str | None:
-    """Run detect-secrets' plugins, then our additions, over a value as a YAML line would show it."""
+    """Run detect-secrets' plugins, then our additions, over a value as a YAML line would show it.
+
+    Remembered per (value, key): a pure function, and a command that resolves many models' params
+    scans the same base and environment values once, not once per model (milliseconds each)."""
     plugins, keyword, entropy = _detectors()
     # The value alone, and as the line `key: "value"`: AWS secret keys are known by the key beside them.
     lines = [value, f'{key}: "{value}"'] if key else [value]

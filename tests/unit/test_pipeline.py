@@ -32,7 +32,7 @@ def test_select_stages_keeps_pipeline_order_and_rejects_unknown():
      "pipelines/training.yaml: stage train needs 'deploy', which is not an earlier stage (explore)"),
     (("- name: evaluate", "- name: train"), "pipelines/training.yaml: stage 'train' appears twice"),
     (("stages:", "stages: ["), "pipelines/training.yaml:"),
-    (("stages:", "x: &a [1, 1]\ny: [*a, *a]\nstages:"), "pipelines/training.yaml:8: YAML aliases (*a) are not allowed"),
+    (("stages:", "x: &a [1, 1]\ny: [*a, *a]\nstages:"), "pipelines/training.yaml:12: YAML aliases (*a) are not allowed"),
 ])
 def test_malformed_pipeline_is_one_line(tmp_path, edit, message):
     root = copy_project(tmp_path / "p")

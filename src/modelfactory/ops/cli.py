@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_positive_int, metavar="N",
                      help=f"run N models at once, each with its own warm kernels (default: the number of cores, "
                           f"{os.cpu_count() or 1} here)")
+    run.add_argument("--no-cache", action="store_true", help="run every selected stage, even when an earlier run "
+                     "has its outputs with the same cache key (docs/running.md)")
 
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M", help="one model's runs (a partitioned model's: every partition's)")
@@ -226,8 +228,8 @@ def _cmd_run(args, argv) -> int:
     models = _run_models(args, list_models)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
-    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
-                for m in models]
+    requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs,
+                           no_cache=args.no_cache) for m in models]
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty(), jobs=args.jobs)
     return code
 
@@ -284,13 +286,13 @@ def _cmd_runs(args, argv) -> int:
         print("no runs yet: modelfactory run")
         return 0
     width, id_width = max([14] + [len(m["model"]) for m in found]), max([34] + [len(m["run_id"]) for m in found])
-    print(f"{'run id':{id_width}} {'model':{width}} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
+    print(f"{'run id':{id_width}} {'model':{width}} {'env':6} {'pipeline':9} {'status':12} {'gate':22} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
         first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
         headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
         print(f"{m['run_id']:{id_width}} {m['model']:{width}} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
-              f"{gate_cell(m):13} {headline}")
+              f"{gate_cell(m):22} {headline}")
     return 0
 
 

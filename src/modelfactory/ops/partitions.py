@@ -226,17 +226,19 @@ def resolve_named(name: str, env: str | None = None, overrides: Sequence[str] = 
     return resolved
 
 
-def plan(name: str, env: str | None = None, overrides: Sequence[str] = (), params_file=None) -> Expansion:
+def plan(name: str, env: str | None = None, overrides: Sequence[str] = (), params_file=None,
+         training_checks: bool = True) -> Expansion:
     """The params of every model a ``run --model`` names: one for a plain model or a run's params
     file, each partition for a partitioned model, one for a partition's name. The dataset's distinct
-    keys and row counts are read here (only its key columns), before any kernel starts."""
+    keys and row counts are read here (only its key columns), before any kernel starts.
+    ``training_checks`` as in params.resolve (False: no scikit-learn import, for a cached rerun)."""
     from modelfactory import params as params_mod
     from modelfactory.core import sources
 
     if params_file is not None:  # a run's params.yaml: already one partition's, data.partition included
-        return Expansion([params_mod.resolve(name, env, overrides, params_file)])
+        return Expansion([params_mod.resolve(name, env, overrides, params_file, training_checks)])
     model = name if name in params_mod.list_models() or not is_partition_name(name) else parse_name(name)[0]
-    resolved = params_mod.resolve(model, env, overrides)
+    resolved = params_mod.resolve(model, env, overrides, None, training_checks)
     if not resolved["data"]["partition_by"]:
         if model != name:
             raise ParamsError(f"--model {name}: params/models/{model}.yaml has no data.partition_by, so {model} "

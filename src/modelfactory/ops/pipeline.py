@@ -16,13 +16,16 @@ from modelfactory.yamlfile import read_yaml
 
 
 class StageSpec(BaseModel):
-    """One stage: a notebook, the earlier stages' outputs it reads, and the outputs it must write."""
+    """One stage: a notebook, the params sections (and registry state) and earlier stages' outputs it
+    reads, and the outputs it must write."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     notebook: str
     needs: dict[str, list[str]] = {}
+    reads: list[str] = []  # params sections beyond cache.ALWAYS_READS, and "champion": its cache key
+    cache: bool = True     # False: always run (it reads something its key cannot hash)
     produces: list[str] = []
     headline: bool = False
     records: list[str] = []
@@ -99,7 +102,18 @@ def _check(spec: PipelineSpec, shown: str, root: Path) -> None:
                 raise PipelineError(
                     f"{shown}: stage {stage.name} needs '{need}', which is not an earlier stage ({', '.join(seen) or 'none'})"
                 )
+        unknown = [r for r in stage.reads if r not in _readable()]
+        if unknown:
+            raise PipelineError(f"{shown}: stage {stage.name}: reads: unknown '{unknown[0]}'; a params section "
+                                f"({', '.join(_readable()[:-1])}) or champion")
         seen.append(stage.name)
+
+
+def _readable() -> list[str]:
+    """What a stage may declare under ``reads:``: a top-level params section, or the champion."""
+    from modelfactory.schema import Params
+
+    return list(Params.model_fields) + ["champion"]
 
 
 def select_stages(spec: PipelineSpec, wanted: list[str] | None) -> list[str]:

@@ -23,7 +23,7 @@ from modelfactory import paths
 from modelfactory.errors import DataNotFoundError, ModelfactoryError, PipelineError, StageFailedError
 from modelfactory.ops import kernel_code, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
-from modelfactory.ops.stage_loop import PlannedRun, RunOutcome, file_hash, list_outputs, run_stages
+from modelfactory.ops.stage_loop import PlannedRun, RunOutcome, file_hash, list_outputs, needs_kernel, plan_cache, run_stages
 from modelfactory.ops.verdict import verdict_line
 
 
@@ -38,6 +38,7 @@ class RunRequest:
     params_file: str | None = None
     from_run: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
+    no_cache: bool = False  # --no-cache: run every selected stage, even when an earlier run has its outputs
 
 
 class CheckedRequests(list):
@@ -64,18 +65,27 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
     from modelfactory.ops import partitions
 
     checked = CheckedRequests()
+    earlier = runs.list_runs()
     for req in requests:
         try:
-            expansion = partitions.plan(req.model, req.env, req.overrides, req.params_file)
-            planned = []
+            # The estimator and contract checks import scikit-learn (a second or more): made only when a
+            # stage will run, so that a run whose every stage is cached stays light. A typo in train
+            # changes train's cache key, so it is still caught here, before any kernel starts.
+            expansion = partitions.plan(req.model, req.env, req.overrides, req.params_file, training_checks=False)
+            planned, fully_checked = [], False
             for resolved in expansion.params:
                 stages = select_stages(pipeline, req.stages)
                 sources = find_inputs(pipeline, stages, resolved["model"]["name"], resolved["env"]["name"],
                                       req.from_run, req.inputs)
-                record = _data_record(pipeline, stages, resolved, sources)
+                cached = plan_cache(pipeline, stages, resolved, paths.project_root(), sources, not req.no_cache,
+                                    [m for m in earlier if m.get("model") == resolved["model"]["name"]])
+                if not fully_checked and any(cached.get(name) is None or cached[name].hit is None for name in stages):
+                    partitions.plan(req.model, req.env, req.overrides, req.params_file)  # the full checks, once
+                    fully_checked = True
+                record = _data_record(pipeline, stages, resolved, sources, cached)
                 if record is not None and resolved["data"].get("partition"):
                     record = {**record, "partition": resolved["data"]["partition"]}
-                planned.append((req, resolved, stages, sources, record))
+                planned.append((req, resolved, stages, sources, record, cached))
         except DataNotFoundError as exc:
             if len(requests) == 1:
                 raise
@@ -93,13 +103,17 @@ def check_requests(requests: Sequence[RunRequest], pipeline: PipelineSpec,
     return checked
 
 
-def _data_record(pipeline: PipelineSpec, stages: list[str], resolved: dict, reused: dict[str, Path]) -> dict | None:
+def _data_record(pipeline: PipelineSpec, stages: list[str], resolved: dict, reused: dict[str, Path],
+                 cached: dict | None = None) -> dict | None:
     """Which data the run reads: located and checked now when a selected stage reads it (a missing,
     unreadable or empty file, or an absent target, is a user error before any kernel starts), else
-    taken from the run whose outputs are reused."""
+    taken from the run whose outputs are reused or cached."""
     from modelfactory.core import sources as data_sources
 
     reader = pipeline.dataset.split("/", 1)[0] if pipeline.dataset else None
+    hit = (cached or {}).get(reader)
+    if hit is not None and hit.hit is not None:  # same data identity as the run it is cached from
+        return hit.hit.manifest.get("data")
     if reader in stages:
         return data_sources.check_source(resolved["data"]).record()
     if reader in reused:
@@ -112,7 +126,8 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
     """Create one run folder per checked request, with its params, reused inputs and manifest."""
     root = paths.project_root()
     planned = []
-    for req, resolved, stages, sources, data_record in checked:
+    for req, resolved, stages, sources, data_record, *decided in checked:
+        cached = decided[0] if decided else {}  # stage_loop.plan_cache's decisions
         model, env = resolved["model"]["name"], resolved["env"]["name"]
         run_id = runs.new_run_id(model)
         run_dir = runs.run_path(run_id, root)
@@ -131,7 +146,7 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
         if pipeline.dataset:  # a reused dataset is already here (copied above): its hash is the run's, as when explore runs
             manifest["data_hash"] = file_hash(run_dir / pipeline.dataset)
         runs.write(run_dir, manifest)
-        planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest))
+        planned.append(PlannedRun(req, run_id, run_dir, resolved, stages, manifest, cached))
     return planned
 
 
@@ -211,7 +226,8 @@ def execute(planned: Sequence[PlannedRun], pipeline: PipelineSpec, pool, say: Ca
         make_pool: a new KernelPool for each extra worker (needed when ``jobs`` > 1).
     """
     root = paths.project_root()
-    import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
+    if any(needs_kernel(run) for run in planned):  # not for a run whose every stage is cached
+        import papermill  # noqa: F401  (imported here, while the kernel warms up, not on the first stage)
     from modelfactory.ops import render, report  # noqa: F401
 
     if len(planned) == 1:
@@ -345,6 +361,10 @@ def _close_tracking(run: PlannedRun, htmls: dict[str, Path | None], final_status
             files = [str(run.run_dir / f) for f in (record.get("notebook"), record.get("html"), record.get("report"))
                      if f]
             stages.append([name, to_mlflow.get(record["status"], "FAILED"), files])
+    from modelfactory.ops.tracking import RUN_FILE
+
+    if not stages and not (run.run_dir / RUN_FILE).is_file():  # every stage cached: no MLflow run was opened
+        return
     args = [run.params, str(run.run_dir), stages, to_mlflow.get(final_status, "FAILED"), run.manifest.get("data")]
     code = kernel_code.call(kernel_code.finish_tracking, *args)
     kernel = pool.current
@@ -407,7 +427,8 @@ def run_pipeline(requests: Sequence[RunRequest], pipeline_name: str = "training"
 
     # The params are valid: start the kernel now, so it warms up while the run folders are made.
     pool = make_pool()
-    pool.prestart()
+    if any(any(c.get(name) is None or c[name].hit is None for name in stages) for _, _, stages, _, _, c in checked):
+        pool.prestart()  # not when every stage of every run is cached: no kernel at all
     planned: list[PlannedRun] = []
     try:
         planned = create_runs(checked, pipeline, argv)

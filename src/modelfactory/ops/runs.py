@@ -14,6 +14,7 @@ run whose process is gone (killed, crashed, machine rebooted) is then shown, and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets as pyrandom
@@ -41,11 +42,12 @@ STALE_AFTER_SECONDS = 300
 # Statuses of a run, and of a stage within it. A run is RUNNING, then SUCCEEDED, FAILED, INTERRUPTED
 # or ABANDONED (its process vanished); NOT_STARTED when an earlier run of the same command failed.
 # A stage is PENDING or NOT_SELECTED at first, REUSED when copied from an earlier run, RUNNING, then
-# SUCCEEDED, FAILED, INTERRUPTED or ABANDONED; SKIPPED when an earlier stage stopped the run.
+# SUCCEEDED, FAILED, INTERRUPTED or ABANDONED; SKIPPED when an earlier stage stopped the run; CACHED
+# when a selected stage's outputs were taken from an earlier run with the same cache key (cache.py).
 RUNNING, SUCCEEDED, FAILED, INTERRUPTED, ABANDONED = "running", "succeeded", "failed", "interrupted", "abandoned"
 NOT_STARTED = "not started"
-PENDING, NOT_SELECTED, REUSED, SKIPPED = "pending", "not selected", "reused", "skipped"
-DONE_STAGE = (SUCCEEDED, REUSED)
+PENDING, NOT_SELECTED, REUSED, SKIPPED, CACHED = "pending", "not selected", "reused", "skipped", "cached"
+DONE_STAGE = (SUCCEEDED, REUSED, CACHED)
 """Stage statuses whose outputs a later run may reuse."""
 
 
@@ -189,6 +191,12 @@ def now() -> str:
 
 def git_state(root: Path) -> dict:
     """The commit checked out in ``root`` and whether the tree has uncommitted changes."""
+    return dict(_git_state(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _git_state(root: Path) -> dict:
+    # Asked once per command (two git processes): every run a factory command makes shares it.
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
@@ -203,6 +211,13 @@ def git_state(root: Path) -> dict:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages a run's results depend on."""
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> dict[str, str | None]:
+    # Looked up once per process: each lookup scans the installed distributions (milliseconds, times
+    # every run of a factory), and what is installed does not change under a running command.
     versions = {}
     for name in PACKAGES:
         try:

@@ -46,15 +46,30 @@ def gate_cell(manifest: Mapping) -> str:
     if "passed" not in gate:
         return "-"
     version = f"v{gate['version']} " if gate.get("version") is not None else ""
+    cached = " (cached)" if decision_cached_from(manifest) else ""
     if not gate["passed"]:
-        return f"{version}rejected"
+        return f"{version}rejected{cached}"
     promoted = (manifest.get("promotion") or {}).get("promoted")
-    return f"{version}{'promoted' if promoted else 'passed'}"
+    return f"{version}{'promoted' if promoted else 'passed'}{cached}"
+
+
+def decision_cached_from(manifest: Mapping) -> str | None:
+    """The earlier run whose gate decision this run took with its cached evaluate stage, or None:
+    such a run registered and promoted nothing itself."""
+    return ((manifest.get("stages") or {}).get("evaluate") or {}).get("cached_from")
 
 
 def verdict_line(manifest: Mapping) -> str | None:
     """What became of the candidate, in one line, e.g. "candidate v5 rejected: rmse 53.82 is worse
     than champion v1's 53.78"; None when the run made no gate decision (no evaluate stage ran)."""
+    line = _decision_line(manifest)
+    cached = decision_cached_from(manifest)
+    if line and cached:
+        return f"{line} (decided by run {cached}; cached here, nothing registered again)"
+    return line
+
+
+def _decision_line(manifest: Mapping) -> str | None:
     gate = manifest.get("gate") or {}
     if "passed" not in gate:
         return None
