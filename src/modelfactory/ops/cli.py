@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
 
+    monitor = sub.add_parser("monitor", help="drift, data quality and live performance of the champion on a window of "
+                             "scored rows (the monitoring pipeline); with monitor.on_drift: retrain, a breach retrains",
+                             epilog=EPILOG)
+    _add_params_args(monitor, many_models=True)
+    monitor.add_argument("--since", metavar="WHEN", help="the window's start, an ISO date or date-time, UTC unless "
+                         "it says otherwise (default: monitor.window_days before --until)")
+    monitor.add_argument("--until", metavar="WHEN", help="the window's end, excluded (default: now)")
+    monitor.add_argument("--labels", metavar="FILE", help="a CSV or Parquet of request_id and the target's true "
+                         "values: live performance against training and the gate's thresholds")
+
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M")
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
@@ -208,8 +218,26 @@ def _cmd_run(args, argv) -> int:
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
     requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs)
                 for m in models]
+    if args.pipeline == "monitoring":  # the champion checked first; a breach may retrain afterwards
+        from modelfactory.ops.retrain import run_monitoring
+
+        return run_monitoring(requests, argv, progress=sys.stderr.isatty())
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty())
     return code
+
+
+def _cmd_monitor(args, argv) -> int:
+    import json
+
+    from modelfactory.params import list_models
+    from modelfactory.ops.retrain import run_monitoring
+    from modelfactory.ops.runner import RunRequest
+
+    flags = {"monitor.since": args.since, "monitor.until": args.until, "monitor.labels": args.labels}
+    # JSON is YAML: each value stays a string (a bare 2026-11-30 would parse as a date)
+    overrides = [*args.overrides, *(f"{key}={json.dumps(value)}" for key, value in flags.items() if value)]
+    requests = [RunRequest(m, args.env, list(overrides), None, args.params_file) for m in _models(args, list_models)]
+    return run_monitoring(requests, argv, progress=sys.stderr.isatty())
 
 
 def _models(args, list_models) -> list[str]:
@@ -467,7 +495,7 @@ def _azure(command):
     return run
 
 
-COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params,
+COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "monitor": _cmd_monitor, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params,
             "notebooks": _cmd_notebooks, "data": _cmd_data}
 
 

@@ -1,0 +1,302 @@
+"""The monitor stage's helpers: the champion's reference, a window of scored rows, the checks, and
+what the report shows of them (tables and plots).
+
+The drift arithmetic is core/drift.py's; this module finds what it compares (the champion's
+``drift_reference.json``, read from the registry, and the scored rows of ``[since, until)``), puts
+the results in the shape of ``monitor.json`` and draws them. What a result then sets off (a
+retraining run) is ops/retrain.py's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from modelfactory import paths
+from modelfactory.errors import ParamsError, PipelineError
+
+MONITOR_FILE = "monitor.json"
+REFERENCE_FILE = "drift_reference.json"  # in the model's folder, beside MLmodel (written at train time)
+
+
+# -- the window ------------------------------------------------------------------------------------
+
+def parse_time(text: str | datetime | date, key: str) -> datetime:
+    """An ISO date (midnight UTC) or date-time (UTC when it names no zone) as an aware UTC datetime."""
+    if isinstance(text, datetime):
+        moment = text
+    elif isinstance(text, date):
+        moment = datetime(text.year, text.month, text.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ParamsError(f"{key}: '{text}' is not an ISO date or date-time (e.g. 2026-11-30 or "
+                              "2026-11-30T12:00)") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def window_bounds(monitor: Mapping, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``[since, until)`` from ``monitor.since`` / ``monitor.until``; absent, the last
+    ``monitor.window_days`` days up to now (or up to ``until``)."""
+    until = parse_time(monitor["until"], "monitor.until") if monitor.get("until") else (
+        now or datetime.now(timezone.utc))
+    since = (parse_time(monitor["since"], "monitor.since") if monitor.get("since")
+             else until - timedelta(days=monitor["window_days"]))
+    if since >= until:
+        raise ParamsError(f"monitor.since {since.isoformat()} is not before monitor.until {until.isoformat()}")
+    return since, until
+
+
+def window_record(since: datetime, until: datetime) -> dict:
+    """The window as monitor.json and the retrain trigger write it."""
+    return {"since": since.isoformat(), "until": until.isoformat()}
+
+
+def read_scored(params: Mapping, since: datetime, until: datetime) -> pd.DataFrame:
+    """The scored rows of the model in ``[since, until)`` (only the partitions of those days are read)."""
+    from modelfactory.core import drift
+
+    return drift.read_window(paths.scored_data_dir(params["model"]["name"]), since, until)
+
+
+# -- the champion ----------------------------------------------------------------------------------
+
+def champion_reference(params: Mapping) -> dict:
+    """The champion's version, its drift reference and the metrics it was judged on at training.
+
+    Raises:
+        ModelVersionError: the environment has no champion (one line, exit 2).
+        PipelineError: the champion was trained before reference profiles were written.
+    """
+    from modelfactory.ops import registry
+    from modelfactory.ops.serving.local import registered_model_dir
+
+    model_dir, version = registered_model_dir(params, None, registry.CHAMPION)
+    path = model_dir / REFERENCE_FILE
+    if not path.is_file():
+        raise PipelineError(f"champion v{version} of {registry.registered_name(params)} has no {REFERENCE_FILE} (it "
+                            f"was trained before monitoring existed); train a new one: modelfactory run --model "
+                            f"{params['model']['name']} --env {params['env']['name']}")
+    from modelfactory.core import contract
+
+    reference = json.loads(path.read_text())
+    held = contract.model_contract(model_dir)
+    return {"version": version, "reference": reference, "data": reference.get("data"),
+            "contract": contract.to_json(held) if held else None, "metrics": champion_metrics(params, version)}
+
+
+def champion_metrics(params: Mapping, version: str) -> dict[str, float]:
+    """The holdout metrics of the run that registered ``version`` (its evaluate stage), from the run
+    store; {} when that run is not on this machine (e.g. it ran on Azure ML)."""
+    from modelfactory.ops import runs
+
+    for manifest in runs.list_runs(params["model"]["name"]):
+        gate = manifest.get("gate") or {}
+        if manifest.get("env") == params["env"]["name"] and str(gate.get("version")) == str(version):
+            metrics = manifest.get("headline_metrics") or {}
+            return {k.removeprefix("holdout_"): v for k, v in metrics.items() if k.startswith("holdout_")}
+    return {}
+
+
+# -- the checks ------------------------------------------------------------------------------------
+
+def read_labels(path: str | Path, id_column: str, target: str) -> pd.DataFrame:
+    """A CSV or Parquet of request ids and true values; a missing file or column is one line."""
+    file = Path(path)
+    if not file.is_absolute():
+        file = paths.project_root() / file
+    if not file.is_file():
+        raise ParamsError(f"monitor.labels: no file {path}")
+    frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+    missing = [c for c in (id_column, target) if c not in frame.columns]
+    if missing:
+        raise ParamsError(f"monitor.labels {path}: no column {missing[0]} (expected {id_column} and {target})")
+    return frame[[id_column, target]]
+
+
+def live_performance(window: pd.DataFrame, labels: pd.DataFrame, params: Mapping, trained: Mapping) -> dict:
+    """Labels joined to the scored rows; each metric live, at training, and against the gate's limits."""
+    from modelfactory.core import drift
+
+    joined, unmatched = drift.join_labels(window, labels)
+    target, names = params["data"]["target"], params["evaluate"]["metrics"]
+    live = drift.live_performance(joined, params["model"]["task"], names, target) if len(joined) else {}
+    rows = []
+    for name in names:
+        limits = params["evaluate"]["gate"]["thresholds"].get(name) or {}
+        value = live.get(name)
+        low, high = limits.get("min"), limits.get("max")
+        breached = value is not None and ((low is not None and value < low) or (high is not None and value > high))
+        rows.append({"metric": name, "live": value, "training": trained.get(name), "min": low, "max": high,
+                     "breached": bool(breached)})
+    return {"labels": len(labels), "matched": len(joined), "unmatched": int(unmatched), "metrics": rows}
+
+
+def check(champion: Mapping, window: pd.DataFrame, params: Mapping, since: datetime, until: datetime,
+          labels: pd.DataFrame | None = None) -> dict:
+    """Everything monitor.json holds: drift per feature and of the predictions, data quality, live
+    performance when labels are given, the breaches a retrain would answer, and the verdict."""
+    from modelfactory.core import drift
+
+    result = drift.check_window(champion["reference"], window, params["monitor"], champion["contract"])
+    result = {"model": params["model"]["name"], "env": params["env"]["name"],
+              "champion_version": champion["version"], "window": window_record(since, until), **result}
+    result["performance"] = (live_performance(window, labels, params, champion["metrics"])
+                             if labels is not None else None)
+    result["breaches"] = breaches(result)
+    result["verdict"] = verdict(result)
+    return result
+
+
+def breaches(result: Mapping) -> list[dict]:
+    """What a retrain answers: each drifted feature, a drifted prediction, each live metric beyond
+    the gate's limits; each with its metric, value, threshold and the window."""
+    found = [{"kind": "drift", "feature": f["feature"], "metric": f["metric"], "value": f["value"],
+              "threshold": f["threshold"], "window": result["window"]}
+             for f in result.get("features", []) if f.get("drifted")]
+    prediction = result.get("prediction")
+    if prediction and prediction.get("drifted"):
+        found.append({"kind": "prediction drift", "feature": "prediction", "metric": prediction["metric"],
+                      "value": prediction["value"], "threshold": prediction["threshold"], "window": result["window"]})
+    for row in (result.get("performance") or {}).get("metrics", []):
+        if row["breached"]:
+            limit = row["min"] if row["min"] is not None and row["live"] < row["min"] else row["max"]
+            found.append({"kind": "performance", "feature": None, "metric": row["metric"], "value": row["live"],
+                          "threshold": limit, "window": result["window"]})
+    return found
+
+
+def verdict(result: Mapping) -> str:
+    """The drift verdict (core/drift.py's words), then prediction drift and performance breaches."""
+    words = [result["verdict"]]
+    if result.get("enough_rows") and (result.get("prediction") or {}).get("drifted"):
+        words.append("prediction drifted")
+    for b in result.get("breaches", []):
+        if b["kind"] == "performance":
+            words.append(f"live {b['metric']} {b['value']:.3f} beyond the gate's {b['threshold']:g}")
+    return "; ".join(words)
+
+
+def metrics(result: Mapping) -> dict[str, float]:
+    """The numbers MLflow and metrics.json keep: rows, drifted features, each feature's value."""
+    found = {"rows": result["rows"], "drifted_features": len(result.get("drifted", []))}
+    found.update({f"drift_{f['feature']}": f["value"] for f in result.get("features", []) if f.get("value") is not None})
+    for row in (result.get("performance") or {}).get("metrics", []):
+        if row["live"] is not None:
+            found[f"live_{row['metric']}"] = row["live"]
+    return found
+
+
+# -- what the report shows -------------------------------------------------------------------------
+
+def feature_table(result: Mapping) -> pd.DataFrame:
+    """One row per feature (and the prediction): metric, value, threshold, drifted."""
+    rows = list(result.get("features", []))
+    if result.get("prediction"):
+        rows.append({**result["prediction"], "feature": "prediction"})
+    columns = ["feature", "kind", "metric", "value", "threshold", "drifted"]
+    return pd.DataFrame(rows, columns=columns).set_index("feature")
+
+
+def quality_table(result: Mapping) -> pd.DataFrame:
+    """One row per feature: null, type error and out-of-range rates, and whether any breached."""
+    columns = ["feature", "null_rate", "type_error_rate", "out_of_range_rate", "breached"]
+    return pd.DataFrame(result.get("quality", []), columns=columns).set_index("feature")
+
+
+def performance_table(result: Mapping) -> pd.DataFrame | str:
+    """Live metrics against training and the gate's limits; a sentence when no labels were given."""
+    performance = result.get("performance")
+    if not performance:
+        return "no labels given (monitor.labels, or --labels FILE): live performance not measured"
+    print(f"{performance['matched']} of {performance['labels']} labels matched a scored row; "
+          f"{performance['unmatched']} matched none")
+    return pd.DataFrame(performance["metrics"]).set_index("metric")
+
+
+def shares(profile: Mapping, values: pd.Series) -> tuple[list[str], list[float], list[float]]:
+    """Bin labels, reference shares and window shares of one feature, in the reference's own bins
+    (numerical: its edges, values beyond them counted in the outer bins; categorical: its
+    categories, anything else as "other")."""
+    import numpy as np
+
+    reference = np.asarray(profile["counts"], dtype=float)
+    if profile["kind"] == "numerical":
+        edges = np.asarray(profile["edges"], dtype=float)
+        inner = np.clip(pd.to_numeric(values, errors="coerce").dropna().to_numpy(float), edges[0], edges[-1])
+        window, _ = np.histogram(inner, bins=edges)
+        labels = [f"{low:.4g}-{high:.4g}" for low, high in zip(edges[:-1], edges[1:])]
+        reference = reference[: len(labels)] if len(reference) >= len(labels) else reference
+    else:
+        categories = [str(c) for c in profile["categories"]]
+        counted = values.dropna().astype(str).value_counts()
+        window = np.array([counted.get(c, 0) for c in categories] + [counted.drop(categories, errors="ignore").sum()])
+        labels = categories + ["other"]
+        reference = np.append(reference[: len(categories)], 0.0)
+    return labels, _normalise(reference), _normalise(window)
+
+
+def _normalise(counts) -> list[float]:
+    import numpy as np
+
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    return (counts / total if total else counts).tolist()
+
+
+def _profile(reference: Mapping, feature: str) -> Mapping:
+    return reference["prediction"] if feature == "prediction" else reference["features"][feature]
+
+
+def plot_distribution(reference: Mapping, window: pd.DataFrame, feature: str, row: Mapping | None = None):
+    """Reference against production shares of one feature (or ``prediction``), in the stored bins."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels, ref, now = shares(_profile(reference, feature), window[feature] if feature in window else pd.Series([]))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, ref, width=0.4, label="reference (training)", color="#8c8c8c")
+    ax.bar(x + 0.2, now, width=0.4, label="production (window)", color="#d62728")
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("share of rows")
+    said = f": {row['metric']} {row['value']:.3f} (threshold {row['threshold']:g})" if row and row.get("value") is not None else ""
+    ax.set_title(f"{feature}{said}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_quality(result: Mapping):
+    """Null, type error and out-of-range rates per feature."""
+    import matplotlib.pyplot as plt
+
+    table = quality_table(result)[["null_rate", "type_error_rate", "out_of_range_rate"]].astype(float)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    if table.empty:
+        ax.text(0.5, 0.5, "no scored rows in the window", ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        table.plot.bar(ax=ax, rot=45)
+        ax.set_ylabel("share of rows")
+    ax.set_title("data quality in the window")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction(reference: Mapping, window: pd.DataFrame, result: Mapping):
+    """The prediction's distribution, reference against production (a note when it was not judged)."""
+    import matplotlib.pyplot as plt
+
+    if reference.get("prediction") and len(window):
+        return plot_distribution(reference, window, "prediction", result.get("prediction"))
+    fig, ax = plt.subplots(figsize=(7, 1.6))
+    ax.text(0.5, 0.5, "prediction drift not judged: no scored rows in the window", ha="center", va="center")
+    ax.set_axis_off()
+    ax.set_title("prediction")
+    return fig
