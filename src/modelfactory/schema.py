@@ -293,6 +293,66 @@ class AzureSection(Section):
     wait: WaitSpec
 
 
+# Azure ML's own metric names (azure.ai.ml.entities NumericalDriftMetrics / CategoricalDriftMetrics), so the
+# local monitor and the Azure ML monitor schedule read the same params. core/drift.py computes each.
+NUMERICAL_DRIFT_METRICS = ("jensen_shannon_distance", "normalized_wasserstein_distance", "population_stability_index",
+                           "two_sample_kolmogorov_smirnov_test")
+CATEGORICAL_DRIFT_METRICS = ("jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test")
+
+
+class NumericalDrift(Section):
+    """The drift metric of numerical columns and its threshold."""
+
+    metric: Literal[NUMERICAL_DRIFT_METRICS]
+    threshold: float = Field(ge=0.0)
+
+
+class CategoricalDrift(Section):
+    """The drift metric of categorical columns and its threshold."""
+
+    metric: Literal[CATEGORICAL_DRIFT_METRICS]
+    threshold: float = Field(ge=0.0)
+
+
+class FeatureDrift(Section):
+    """One column's own metric and threshold (drift.check_window refuses a metric that does not fit
+    the column's kind, naming the key)."""
+
+    metric: Literal[tuple(dict.fromkeys(NUMERICAL_DRIFT_METRICS + CATEGORICAL_DRIFT_METRICS))]
+    threshold: float = Field(ge=0.0)
+
+
+class PredictionDrift(Section):
+    """Prediction drift: a regression's predictions are numerical, a classifier's categorical (as Azure
+    ML's PredictionDriftMetricThreshold has one of each)."""
+
+    numerical: NumericalDrift
+    categorical: CategoricalDrift
+
+
+class QualityThresholds(Section):
+    """Data quality: the highest share of rows each check may fail (Azure ML's names)."""
+
+    null_value_rate: float = Field(ge=0.0, le=1.0)
+    data_type_error_rate: float = Field(ge=0.0, le=1.0)
+    out_of_bounds_rate: float = Field(ge=0.0, le=1.0)
+
+
+class MonitorSection(Section):
+    """Monitoring scored data: drift, data quality and live performance (core/drift.py)."""
+
+    window_days: int = Field(ge=1)
+    min_rows: int = Field(ge=1)
+    bins: int = Field(ge=2, le=100)
+    numerical: NumericalDrift
+    categorical: CategoricalDrift
+    prediction: PredictionDrift
+    features: dict[str, FeatureDrift]
+    quality: QualityThresholds
+    labels: str | None = None
+    on_drift: Literal["none", "retrain"]
+
+
 class Params(Section):
     """The whole resolved params object."""
 
@@ -307,4 +367,5 @@ class Params(Section):
     report: ReportSection
     batch: BatchSection
     runner: RunnerSection
+    monitor: MonitorSection
     azure: AzureSection
