@@ -20,7 +20,6 @@ from modelfactory import paths
 from modelfactory.errors import ParamsError, PipelineError
 
 MONITOR_FILE = "monitor.json"
-REFERENCE_FILE = "drift_reference.json"  # in the model's folder, beside MLmodel (written at train time)
 
 
 # -- the window ------------------------------------------------------------------------------------
@@ -57,11 +56,17 @@ def window_record(since: datetime, until: datetime) -> dict:
     return {"since": since.isoformat(), "until": until.isoformat()}
 
 
-def read_scored(params: Mapping, since: datetime, until: datetime) -> pd.DataFrame:
-    """The scored rows of the model in ``[since, until)`` (only the partitions of those days are read)."""
+def scored_folder(params: Mapping) -> Path:
+    """Where the endpoint keeps the model's scored rows (date-partitioned Parquet)."""
+    return paths.scored_data_dir(params["model"]["name"])
+
+
+def read_scored(params: Mapping, since: datetime, until: datetime, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of the rows scored in ``[since, until)``: what the plots and the labels'
+    join need, never the whole window's every column (the checks stream it: ``check``)."""
     from modelfactory.core import drift
 
-    return drift.read_window(paths.scored_data_dir(params["model"]["name"]), since, until)
+    return drift.read_window(scored_folder(params), since, until, columns)
 
 
 # -- the champion ----------------------------------------------------------------------------------
@@ -73,10 +78,17 @@ def champion_reference(params: Mapping) -> dict:
         ModelVersionError: the environment has no champion (one line, exit 2).
         PipelineError: the champion was trained before reference profiles were written.
     """
+    from modelfactory.core.drift import REFERENCE_FILE
     from modelfactory.ops import registry
     from modelfactory.ops.serving.local import registered_model_dir
 
-    model_dir, version = registered_model_dir(params, None, registry.CHAMPION)
+    from modelfactory.ops.serving.local import ModelVersionError
+
+    try:
+        model_dir, version = registered_model_dir(params, None, registry.CHAMPION)
+    except ModelVersionError:
+        raise PipelineError(f"model {registry.registered_name(params)} has no champion to monitor; train one first: "
+                            f"modelfactory run --model {params['model']['name']} --env {params['env']['name']}") from None
     path = model_dir / REFERENCE_FILE
     if not path.is_file():
         raise PipelineError(f"champion v{version} of {registry.registered_name(params)} has no {REFERENCE_FILE} (it "
@@ -116,13 +128,15 @@ def read_labels(path: str | Path, id_column: str, target: str) -> pd.DataFrame:
     missing = [c for c in (id_column, target) if c not in frame.columns]
     if missing:
         raise ParamsError(f"monitor.labels {path}: no column {missing[0]} (expected {id_column} and {target})")
-    return frame[[id_column, target]]
+    return frame[[id_column, *(["row"] if "row" in frame.columns else []), target]]
 
 
-def live_performance(window: pd.DataFrame, labels: pd.DataFrame, params: Mapping, trained: Mapping) -> dict:
+def live_performance(params: Mapping, since: datetime, until: datetime, labels: pd.DataFrame,
+                     trained: Mapping) -> dict:
     """Labels joined to the scored rows; each metric live, at training, and against the gate's limits."""
     from modelfactory.core import drift
 
+    window = read_scored(params, since, until, ["request_id", "row", "prediction"])
     joined, unmatched = drift.join_labels(window, labels)
     target, names = params["data"]["target"], params["evaluate"]["metrics"]
     live = drift.live_performance(joined, params["model"]["task"], names, target) if len(joined) else {}
@@ -137,16 +151,20 @@ def live_performance(window: pd.DataFrame, labels: pd.DataFrame, params: Mapping
     return {"labels": len(labels), "matched": len(joined), "unmatched": int(unmatched), "metrics": rows}
 
 
-def check(champion: Mapping, window: pd.DataFrame, params: Mapping, since: datetime, until: datetime,
+def check(champion: Mapping, params: Mapping, since: datetime, until: datetime,
           labels: pd.DataFrame | None = None) -> dict:
     """Everything monitor.json holds: drift per feature and of the predictions, data quality, live
-    performance when labels are given, the breaches a retrain would answer, and the verdict."""
+    performance when labels are given, the breaches a retrain would answer, and the verdict.
+
+    The window is streamed from its Parquet files into the checks (drift.check_folder): memory
+    does not grow with the window."""
     from modelfactory.core import drift
 
-    result = drift.check_window(champion["reference"], window, params["monitor"], champion["contract"])
+    result = drift.check_folder(champion["reference"], scored_folder(params), since, until, params["monitor"],
+                                champion["contract"])
     result = {"model": params["model"]["name"], "env": params["env"]["name"],
               "champion_version": champion["version"], "window": window_record(since, until), **result}
-    result["performance"] = (live_performance(window, labels, params, champion["metrics"])
+    result["performance"] = (live_performance(params, since, until, labels, champion["metrics"])
                              if labels is not None else None)
     result["breaches"] = breaches(result)
     result["verdict"] = verdict(result)
@@ -172,10 +190,8 @@ def breaches(result: Mapping) -> list[dict]:
 
 
 def verdict(result: Mapping) -> str:
-    """The drift verdict (core/drift.py's words), then prediction drift and performance breaches."""
+    """The drift verdict (core/drift.py's words), then any live metric beyond the gate's limits."""
     words = [result["verdict"]]
-    if result.get("enough_rows") and (result.get("prediction") or {}).get("drifted"):
-        words.append("prediction drifted")
     for b in result.get("breaches", []):
         if b["kind"] == "performance":
             words.append(f"live {b['metric']} {b['value']:.3f} beyond the gate's {b['threshold']:g}")
@@ -221,17 +237,18 @@ def performance_table(result: Mapping) -> pd.DataFrame | str:
 
 def shares(profile: Mapping, values: pd.Series) -> tuple[list[str], list[float], list[float]]:
     """Bin labels, reference shares and window shares of one feature, in the reference's own bins
-    (numerical: its edges, values beyond them counted in the outer bins; categorical: its
-    categories, anything else as "other")."""
+    (numerical: its edges, with one bin below and one above them; categorical: its categories,
+    anything else as "other")."""
     import numpy as np
 
     reference = np.asarray(profile["counts"], dtype=float)
-    if profile["kind"] == "numerical":
+    if profile["kind"] == "numerical":  # counts: below the first edge, each bin, above the last
         edges = np.asarray(profile["edges"], dtype=float)
-        inner = np.clip(pd.to_numeric(values, errors="coerce").dropna().to_numpy(float), edges[0], edges[-1])
-        window, _ = np.histogram(inner, bins=edges)
-        labels = [f"{low:.4g}-{high:.4g}" for low, high in zip(edges[:-1], edges[1:])]
-        reference = reference[: len(labels)] if len(reference) >= len(labels) else reference
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
+        numbers = numbers[np.isfinite(numbers)]
+        window = np.bincount(np.searchsorted(edges, numbers, side="right"), minlength=len(edges) + 1)
+        labels = ([f"< {edges[0]:.4g}"] + [f"{low:.4g}-{high:.4g}" for low, high in zip(edges[:-1], edges[1:])]
+                  + [f"> {edges[-1]:.4g}"])
     else:
         categories = [str(c) for c in profile["categories"]]
         counted = values.dropna().astype(str).value_counts()
@@ -251,6 +268,21 @@ def _normalise(counts) -> list[float]:
 
 def _profile(reference: Mapping, feature: str) -> Mapping:
     return reference["prediction"] if feature == "prediction" else reference["features"][feature]
+
+
+def plot_drifted(champion: Mapping, params: Mapping, result: Mapping, stage) -> list[str]:
+    """One plot per drifted feature (``drift-<feature>.png``, shown below the cell), read from the
+    window's Parquet for those columns alone; their names."""
+    drifted = [row for row in result["features"] if row["drifted"]]
+    window = read_scored(params, *_bounds(result), [row["feature"] for row in drifted]) if drifted else None
+    for row in drifted:
+        stage.save_figure(plot_distribution(champion["reference"], window, row["feature"], row),
+                          f"drift-{row['feature']}.png")
+    return [row["feature"] for row in drifted]
+
+
+def _bounds(result: Mapping) -> tuple[datetime, datetime]:
+    return parse_time(result["window"]["since"], "since"), parse_time(result["window"]["until"], "until")
 
 
 def plot_distribution(reference: Mapping, window: pd.DataFrame, feature: str, row: Mapping | None = None):
@@ -289,11 +321,13 @@ def plot_quality(result: Mapping):
     return fig
 
 
-def plot_prediction(reference: Mapping, window: pd.DataFrame, result: Mapping):
+def plot_prediction(champion: Mapping, params: Mapping, result: Mapping):
     """The prediction's distribution, reference against production (a note when it was not judged)."""
     import matplotlib.pyplot as plt
 
-    if reference.get("prediction") and len(window):
+    reference = champion["reference"]
+    if reference.get("prediction") and result["rows"]:
+        window = read_scored(params, *_bounds(result), ["prediction"])
         return plot_distribution(reference, window, "prediction", result.get("prediction"))
     fig, ax = plt.subplots(figsize=(7, 1.6))
     ax.text(0.5, 0.5, "prediction drift not judged: no scored rows in the window", ha="center", va="center")

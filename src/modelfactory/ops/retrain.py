@@ -92,8 +92,9 @@ def run_monitoring(requests: Sequence, argv: Sequence[str] = (), say: Callable[[
 
     for req in requests:
         resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
+        fixed = window_overrides(resolved["monitor"])  # a bad --since/--until: one line, first
         champion_reference(resolved)  # no champion, or one without a reference: one line, before any kernel
-        req.overrides = [*req.overrides, *window_overrides(resolved["monitor"])]
+        req.overrides = [*req.overrides, *fixed]
     started = runs.list_runs()
     known = {m["run_id"] for m in started}
     code = run_pipeline(requests, "monitoring", argv, say, progress)

@@ -103,7 +103,7 @@ def build_monitor(params: Mapping):
                                      categorical=_drift_metrics(monitor["categorical"], "categorical"))
     prediction_kind = "numerical" if task == "regression" else "categorical"
     predicted = PredictionDriftMetricThreshold(
-        **{prediction_kind: _drift_metrics(monitor["prediction"], prediction_kind)})
+        **{prediction_kind: _drift_metrics(monitor["prediction"][prediction_kind], prediction_kind)})
     rates = {k: monitor["quality"][k] for k in ("null_value_rate", "data_type_error_rate", "out_of_bounds_rate")}
     quality = DataQualityMetricThreshold(numerical=DataQualityMetricsNumerical(**rates),
                                          categorical=DataQualityMetricsCategorical(**rates))
@@ -136,7 +136,8 @@ def expected_signals(params: Mapping) -> dict[str, dict]:
     return {
         "data_drift": {"numerical": {monitor["numerical"]["metric"]: monitor["numerical"]["threshold"]},
                        "categorical": {monitor["categorical"]["metric"]: monitor["categorical"]["threshold"]}},
-        "prediction_drift": {prediction_kind: {monitor["prediction"]["metric"]: monitor["prediction"]["threshold"]}},
+        "prediction_drift": {prediction_kind: {monitor["prediction"][prediction_kind]["metric"]:
+                                               monitor["prediction"][prediction_kind]["threshold"]}},
         "data_quality": {kind: dict(monitor["quality"]) for kind in ("numerical", "categorical")},
     }
 
