@@ -38,10 +38,11 @@ notebooks: demo-data ## re-execute notebooks/ in place, and the penguins example
 	$(BIN)/modelfactory notebooks
 	$(BIN)/modelfactory notebooks --model penguins
 
-bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; CLI and endpoint start-up (prints ratios)
+bench: $(STAMP) ## benchmarks: runner vs plain Python; endpoint vs bare score.py; batch scoring; 2M-row data; drift over 1M scored rows; CLI and endpoint start-up (prints ratios)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/data.py
+	$(BIN)/python bench/monitor.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/startup.py
 

@@ -210,6 +210,30 @@ def test_worse_model_is_rejected_and_champion_unchanged(full_run):
     assert "ModelfactoryError: candidate rejected by the champion gate: rmse " in strict.stdout
 
 
+
+def test_the_drift_reference_travels_with_the_model_to_the_registry_and_the_package(full_run, tmp_path, monkeypatch):
+    """train writes model/drift_reference.json into the logged model: the registered version and the
+    deploy stage's package carry it, with the training data's record (core/drift.py)."""
+    import mlflow
+
+    from modelfactory.core import drift
+
+    project, _ = full_run
+    m = next(m for m in runs_of(project) if m["model"] == "penguins")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    registered = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/penguins-dev/{m['gate']['version']}",
+                                                          dst_path=str(tmp_path)))
+    reference = drift.read_reference(registered)
+    assert reference["data"] == m["data"]  # the registered CSV's source, version and hash
+    train_rows = len(__import__("pandas").read_parquet(project / "runs" / m["run_id"] / "train" / "train.parquet"))
+    assert reference["rows"] == train_rows
+    assert reference["features"]["island"]["kind"] == "categorical"
+    assert reference["features"]["bill_length_mm"]["kind"] == "numerical"
+    assert reference["prediction"]["kind"] == "categorical"
+    assert set(reference["prediction"]["categories"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    packaged = list((project / "runs" / m["run_id"] / "deploy" / "package" / "model").rglob(drift.REFERENCE_FILE))
+    assert len(packaged) == 1 and json.loads(packaged[0].read_text()) == reference
+
 def _listening_addresses(port: int) -> set[str]:
     """Local addresses with a socket listening on ``port`` (from /proc/net/tcp, IPv4)."""
     found = set()
