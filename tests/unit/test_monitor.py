@@ -217,3 +217,38 @@ def test_monitor_without_a_champion_is_one_line_exit_2_and_no_run(registered, ca
 def test_the_retrain_trains_on_the_newest_registered_version(registered):
     assert retrain.newest_data(resolve("penguins", "dev", training_checks=False)) == ["data.dataset=penguins:1"]
     assert retrain.newest_data(resolve("diabetes", "dev", training_checks=False)) == []
+
+
+def test_labels_join_the_scored_rows_and_unmatched_ones_are_counted(tmp_path, monkeypatch):
+    """A scored window in the endpoint's layout; labels for half its requests right, for a quarter wrong,
+    and for ids nobody scored: live metrics against training and the gate, the strays counted."""
+    monkeypatch.setenv("MODELFACTORY_SCORED_DIR", str(tmp_path / "scored"))
+    rng = np.random.default_rng(3)
+    rows = 40
+    scored = pd.DataFrame({"scored_at": pd.Timestamp(SINCE) + pd.to_timedelta(np.arange(rows), unit="min"),
+                           "request_id": [f"r{i}" for i in range(rows)], "row": 0, "model": "penguins",
+                           "model_version": "1", "a": rng.normal(0, 1, rows),
+                           "prediction": rng.choice(["Adelie", "Gentoo"], rows)})
+    folder = tmp_path / "scored" / "penguins" / f"date={SINCE.date()}"
+    folder.mkdir(parents=True)
+    scored.to_parquet(folder / "part-1.parquet", index=False)
+    truth = scored["prediction"].where(np.arange(rows) % 4 != 0, "Chinstrap")  # every 4th answer wrong
+    labels = pd.DataFrame({"request_id": [*scored["request_id"][:20], "nobody-1", "nobody-2", "nobody-3"],
+                           "species": [*truth[:20], "Adelie", "Adelie", "Adelie"]})
+    reference = drift.build_reference(scored[["a"]], scored["prediction"], None,
+                                      {"bins": 10, "task": "classification"})
+    params = resolve("penguins", "dev", ["monitor.min_rows=10"], training_checks=False)
+    champion = {"version": "1", "reference": reference, "contract": None,
+                "metrics": {"accuracy": 0.99, "f1_macro": 0.98}}
+    labels_file = tmp_path / "labels.csv"
+    labels.to_csv(labels_file, index=False)
+    result = monitor.check(champion, params, SINCE, UNTIL, monitor.read_labels(labels_file, "request_id", "species"))
+    performance = result["performance"]
+    assert (performance["labels"], performance["matched"], performance["unmatched"]) == (23, 20, 3)
+    by_metric = {row["metric"]: row for row in performance["metrics"]}
+    assert by_metric["accuracy"]["live"] == 0.75 and by_metric["accuracy"]["training"] == 0.99
+    assert by_metric["f1_macro"]["min"] == 0.9 and by_metric["f1_macro"]["breached"]
+    assert by_metric["roc_auc_ovr"]["live"] is None  # needs probabilities, which scored data does not keep
+    assert [b["metric"] for b in result["breaches"]] == ["f1_macro"]
+    with pytest.raises(ParamsError, match=r"^monitor.labels .*labels.csv: no column island \(expected request_id"):
+        monitor.read_labels(labels_file, "request_id", "island")

@@ -274,12 +274,12 @@ def _cmd_runs(args, argv) -> int:
     if not found:
         print("no runs yet: modelfactory run")
         return 0
-    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':9} {'status':12} {'gate':13} headline")
+    print(f"{'run id':34} {'model':14} {'env':6} {'pipeline':10} {'status':12} {'gate':13} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
         first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
         headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
-        print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
+        print(f"{m['run_id']:34} {m['model']:14} {m['env']:6} {m.get('pipeline') or '-':10} {m['status']:12} "
               f"{gate_cell(m):13} {headline}")
     return 0
 

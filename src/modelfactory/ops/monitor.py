@@ -82,8 +82,12 @@ def champion_reference(params: Mapping) -> dict:
     from modelfactory.ops import registry
     from modelfactory.ops.serving.local import registered_model_dir
 
+    import os
+
     from modelfactory.ops.serving.local import ModelVersionError
 
+    # MLflow's download bar is noise in a stage's log and on the command's terminal
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         model_dir, version = registered_model_dir(params, None, registry.CHAMPION)
     except ModelVersionError:
@@ -100,6 +104,15 @@ def champion_reference(params: Mapping) -> dict:
     held = contract.model_contract(model_dir)
     return {"version": version, "reference": reference, "data": reference.get("data"),
             "contract": contract.to_json(held) if held else None, "metrics": champion_metrics(params, version)}
+
+
+def describe_champion(champion: Mapping, params: Mapping) -> str:
+    """``penguins champion version 1, trained on penguins:1 (registered, hash f2a0c1d3e4b5)``."""
+    data = champion.get("data") or {}
+    what = data.get("uri") or data.get("name") or "data not recorded"
+    source = ", ".join(x for x in (data.get("source"), f"hash {data['hash'][:12]}" if data.get("hash") else None) if x)
+    return (f"{params['model']['name']} champion version {champion['version']}, trained on {what}"
+            + (f" ({source})" if source else ""))
 
 
 def champion_metrics(params: Mapping, version: str) -> dict[str, float]:
@@ -225,11 +238,13 @@ def quality_table(result: Mapping) -> pd.DataFrame:
     return pd.DataFrame(result.get("quality", []), columns=columns).set_index("feature")
 
 
-def performance_table(result: Mapping) -> pd.DataFrame | str:
-    """Live metrics against training and the gate's limits; a sentence when no labels were given."""
+def performance_table(result: Mapping) -> pd.DataFrame | None:
+    """Live metrics against training and the gate's limits (a sentence, and None, when no labels
+    were given)."""
     performance = result.get("performance")
     if not performance:
-        return "no labels given (monitor.labels, or --labels FILE): live performance not measured"
+        print("no labels given (monitor.labels, or modelfactory monitor --labels FILE): live performance not measured")
+        return None
     print(f"{performance['matched']} of {performance['labels']} labels matched a scored row; "
           f"{performance['unmatched']} matched none")
     return pd.DataFrame(performance["metrics"]).set_index("metric")
@@ -310,8 +325,10 @@ def plot_quality(result: Mapping):
 
     table = quality_table(result)[["null_rate", "type_error_rate", "out_of_range_rate"]].astype(float)
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    if table.empty:
-        ax.text(0.5, 0.5, "no scored rows in the window", ha="center", va="center")
+    if table.empty or not table.to_numpy().any():
+        said = ("no scored rows in the window" if not result.get("rows") else
+                f"all {result['rows']} rows clean: no nulls, type errors or out-of-range values")
+        ax.text(0.5, 0.5, said, ha="center", va="center")
         ax.set_axis_off()
     else:
         table.plot.bar(ax=ax, rot=45)
