@@ -15,7 +15,7 @@ import yaml
 from conftest import cli
 from modelfactory.core import drift
 from modelfactory.errors import AzureSpecError, ParamsError
-from modelfactory.ops import monitor, retrain, verdict
+from modelfactory.ops import monitor, monitor_report, retrain, verdict
 from modelfactory.ops.cli import main
 from modelfactory.params import resolve
 
@@ -108,7 +108,7 @@ def test_a_live_metric_beyond_the_gates_limit_is_a_breach_and_in_the_verdict():
     assert result["breaches"] == [{"kind": "performance", "feature": None, "metric": "f1_macro", "value": 0.72,
                                    "threshold": 0.9, "window": result["window"]}]
     assert result["verdict"] == "no drift; live f1_macro 0.720 beyond the gate's 0.9"
-    shown = monitor.performance_table(result)
+    shown = monitor_report.performance_table(result)
     assert shown.loc["f1_macro", "breached"] and shown.loc["f1_macro", "training"] == 0.97
 
 
@@ -127,18 +127,18 @@ def test_a_window_is_claimed_for_retraining_once(tmp_path, monkeypatch):
 
 def test_shares_use_the_references_bins_with_a_bin_below_and_above():
     profile = {"kind": "numerical", "edges": [0.0, 1.0, 2.0], "counts": [0, 5, 5, 0]}
-    labels, ref, now = monitor.shares(profile, pd.Series([-1.0, 0.5, 1.5, 1.7, 9.0, np.nan, np.inf]))
+    labels, ref, now = monitor_report.shares(profile, pd.Series([-1.0, 0.5, 1.5, 1.7, 9.0, np.nan, np.inf]))
     assert labels == ["< 0", "0-1", "1-2", "> 2"]
     assert ref == [0.0, 0.5, 0.5, 0.0] and now == [0.2, 0.2, 0.4, 0.2]
     categorical = {"kind": "categorical", "categories": ["x", "y"], "counts": [3, 1]}
-    labels, ref, now = monitor.shares(categorical, pd.Series(["x", "w", "w", None]))
+    labels, ref, now = monitor_report.shares(categorical, pd.Series(["x", "w", "w", None]))
     assert labels == ["x", "y", "other"] and ref == [0.75, 0.25, 0.0] and now == pytest.approx([1 / 3, 0, 2 / 3])
 
 
 def test_the_plot_of_a_drifted_feature_names_its_metric_and_threshold():
     reference, window, _ = _reference_and_window(1.5)
     row = {"metric": "normalized_wasserstein_distance", "value": 1.234, "threshold": 0.1}
-    fig = monitor.plot_distribution(reference, window, "a", row)
+    fig = monitor_report.plot_distribution(reference, window, "a", row)
     assert fig.axes[0].get_title() == "a: normalized_wasserstein_distance 1.234 (threshold 0.1)"
     assert len(fig.axes[0].patches) == 2 * (len(reference["features"]["a"]["edges"]) + 1)
 
@@ -209,6 +209,8 @@ def test_monitor_without_a_champion_is_one_line_exit_2_and_no_run(registered, ca
     assert capsys.readouterr().err.strip() == ("error: model penguins-dev has no champion to monitor; train one "
                                                "first: modelfactory run --model penguins --env dev")
     assert not list(registered.glob("runs/*/manifest.json"))
+    assert main(["monitor", "--model", "penguins", "--labels", "nope.csv"]) == 2
+    assert capsys.readouterr().err.strip() == "error: monitor.labels: no file nope.csv"
     assert main(["monitor", "--model", "penguins", "--since", "soon"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: monitor.since: 'soon' is not an ISO date or date-time (e.g. 2026-11-30 or 2026-11-30T12:00)")

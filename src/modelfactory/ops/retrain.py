@@ -87,16 +87,17 @@ def window_overrides(monitor: Mapping) -> list[str]:
 def run_monitoring(requests: Sequence, argv: Sequence[str] = (), say: Callable[[str], None] = print,
                    progress: bool = False) -> int:
     """Check every model's champion, run the monitoring pipeline, then retrain where asked."""
-    from modelfactory.ops.monitor import champion_reference
+    from modelfactory.ops.monitor import champion_reference, read_labels
     from modelfactory.ops.runner import run_pipeline
 
-    for req in requests:
+    for req in requests:  # every user error is one line here, before any kernel starts
         resolved = params_mod.resolve(req.model, req.env, req.overrides, req.params_file)
-        fixed = window_overrides(resolved["monitor"])  # a bad --since/--until: one line, first
-        champion_reference(resolved)  # no champion, or one without a reference: one line, before any kernel
+        fixed = window_overrides(resolved["monitor"])  # a bad --since/--until
+        if resolved["monitor"]["labels"]:  # a missing labels file, or one without request_id or the target
+            read_labels(resolved["monitor"]["labels"], "request_id", resolved["data"]["target"])
+        champion_reference(resolved)  # no champion, or one without a reference
         req.overrides = [*req.overrides, *fixed]
-    started = runs.list_runs()
-    known = {m["run_id"] for m in started}
+    known = {m["run_id"] for m in runs.list_runs()}
     code = run_pipeline(requests, "monitoring", argv, say, progress)
     if code:
         return code
