@@ -97,7 +97,8 @@ def generate(root: Path) -> Path:
         for first in range(0, ROWS_PER_DAY, FILE_ROWS):
             frame = rows(rng, FILE_ROWS, shift=1.0 if day >= DAYS - 2 else 0.0)  # the last two days drift
             offsets = np.arange(first, first + FILE_ROWS) + day * ROWS_PER_DAY
-            stamps = (np.datetime64(START.replace(tzinfo=None), "us") + offsets * np.timedelta64(int(step.total_seconds() * 1e6), "us"))
+            tick = np.timedelta64(int(step.total_seconds() * 1e6), "us")
+            stamps = np.datetime64(START.replace(tzinfo=None), "us") + offsets * tick
             table = pa.table({"scored_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
                               "request_id": [f"req-{day}-{i}" for i in range(first, first + FILE_ROWS)],
                               "row": np.zeros(FILE_ROWS, "int64"), "model": ["bench"] * FILE_ROWS,

@@ -69,6 +69,10 @@ def test_a_shift_in_one_categorical_feature_flags_that_feature_only(reference, s
     shifted["island"] = np.random.default_rng(3).choice(["Biscoe", "Dream", "Torgersen"], 2000, p=[0.2, 0.3, 0.5])
     result = drift.check_window(reference, shifted, settings)
     assert result["drifted"] == ["island"] and result["verdict"] == "drift in 1 of 6 features: island"
+    quality = {q["feature"]: q for q in result["quality"]}
+    assert quality["island"]["out_of_range_rate"] == 0.0  # the same three islands, in other shares
+    assert quality["smoker"] == {"feature": "smoker", "null_rate": 0.0, "type_error_rate": 0.0,
+                                 "out_of_range_rate": 0.0, "nullable": False, "breached": False}
 
 
 def test_windows_from_the_training_distribution_stay_quiet_in_95_of_100_draws(reference, settings):
@@ -173,8 +177,8 @@ def test_a_per_feature_metric_overrides_its_kind_and_must_fit_it(reference, sett
 def test_labels_that_match_no_request_are_counted_and_live_performance_uses_training_metrics():
     scored = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r3"], "row": [0, 1, 0, 0],
                            "prediction": ["Adelie", "Gentoo", "Adelie", "Chinstrap"]})
-    labels = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r9", "r8"], "row": [0, 1, 0, 0, 0],
-                           "species": ["Adelie", "Adelie", "Adelie", "Gentoo", "Adelie"]})
+    labels = pd.DataFrame({"request_id": ["r1", "r1", "r2", "r9", "r8", "r2"], "row": [0, 1, 0, 0, 0, 0],
+                           "species": ["Adelie", "Adelie", "Gentoo", "Gentoo", "Adelie", "Adelie"]})  # r2 corrected
     joined, unmatched = drift.join_labels(scored, labels)
     assert unmatched == 2 and len(joined) == 3
     performance = drift.live_performance(joined, "classification", ["accuracy", "f1_macro", "log_loss"], "species")
@@ -192,7 +196,7 @@ def write_scored(folder, day: str, stamps: list[datetime], frame: pd.DataFrame, 
     table = pa.table({"scored_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
                       "request_id": [f"r{i}" for i in range(len(frame))], "row": np.zeros(len(frame), int),
                       "model": ["m"] * len(frame), "model_version": ["1"] * len(frame),
-                      **{c: frame[c].to_numpy() for c in frame}})
+                      **{c: pa.array(frame[c], from_pandas=True) for c in frame}})  # NaN and None: null
     (folder / f"date={day}").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / f"date={day}" / name, row_group_size=row_group_size)
 
@@ -201,6 +205,8 @@ def test_read_window_reads_only_the_window_and_check_folder_agrees(tmp_path, ref
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     minutes = [start + timedelta(minutes=i) for i in range(3000)]  # two days and two hours
     data = window(11, 3000)
+    data.loc[::100, "bmi"] = np.nan  # nulls in the Parquet files too
+    data.loc[::50, "island"] = None
     days = [m.strftime("%Y-%m-%d") for m in minutes]
     for day in sorted(set(days)):
         picked = [i for i, d in enumerate(days) if d == day]
@@ -219,7 +225,11 @@ def test_read_window_reads_only_the_window_and_check_folder_agrees(tmp_path, ref
     assert list(drift.read_window(tmp_path, since, until, columns=["bmi"]).columns) == ["bmi"]
     late = drift.read_window(tmp_path, datetime(2026, 11, 2), datetime(2026, 11, 2, 0, 0, 30))
     assert len(late) == 2  # the row after midnight in 1 November's file, and 2 November's first row
-    assert drift.check_folder(reference, tmp_path, since, until, settings) == drift.check_window(reference, rows, settings)
+    streamed = drift.check_folder(reference, tmp_path, since, until, settings)
+    assert streamed == drift.check_window(reference, rows, settings)
+    quality = {q["feature"]: q for q in streamed["quality"]}
+    assert quality["bmi"]["null_rate"] == pytest.approx(0.01, abs=0.001) and quality["bmi"]["breached"]
+    assert quality["island"]["null_rate"] == pytest.approx(0.02, abs=0.001)
     assert len(drift.read_window(tmp_path, datetime(2027, 1, 1), datetime(2027, 1, 2))) == 0
     empty = drift.check_folder(reference, tmp_path, datetime(2027, 1, 1), datetime(2027, 1, 2), settings)
     assert empty["rows"] == 0 and empty["verdict"].startswith("too few rows to judge: 0 <")
