@@ -254,3 +254,19 @@ def test_labels_join_the_scored_rows_and_unmatched_ones_are_counted(tmp_path, mo
     assert [b["metric"] for b in result["breaches"]] == ["f1_macro"]
     with pytest.raises(ParamsError, match=r"^monitor.labels .*labels.csv: no column island \(expected request_id"):
         monitor.read_labels(labels_file, "request_id", "island")
+
+
+def test_runs_keeps_its_columns_aligned_for_a_monitoring_run(tmp_path, monkeypatch, capsys):
+    """"monitoring" is ten letters: the pipeline column was nine wide and pushed the rest along."""
+    monkeypatch.setenv("MODELFACTORY_RUNS_DIR", str(tmp_path / "runs"))
+    for run_id, pipeline, extra in (("20261130-120000-penguins-aaaa", "training", {}),
+                                    ("20261130-130000-penguins-bbbb", "monitoring", {"monitor": _result(shift=1.5)})):
+        folder = tmp_path / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({
+            "run_id": run_id, "model": "penguins", "env": "dev", "pipeline": pipeline, "status": "succeeded",
+            "created": run_id[:15], "headline_metrics": {"rows": 1200}, **extra}))
+    assert main(["runs"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert [line.index("succeeded") for line in lines] == [header.index("status")] * 2
+    assert lines[0].index("drift 1 of 3") == header.index("gate")
