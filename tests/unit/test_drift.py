@@ -241,3 +241,29 @@ def test_a_window_whose_files_disagree_on_a_type_is_one_clear_error(tmp_path):
     write_scored(tmp_path, "2026-11-02", [day], pd.DataFrame({"x": ["text"]}), name="part-b.parquet")
     with pytest.raises(DataValidationError, match="disagree on a column's type"):
         drift.read_window(tmp_path, datetime(2026, 11, 2), datetime(2026, 11, 3))
+
+
+def test_check_folder_reads_what_the_endpoints_scored_data_writer_writes(tmp_path):
+    """score.py's own writer (mixed text and number columns go through one object array, gaps as
+    None and NaN), then the monitor over today's window."""
+    from modelfactory.core.score import ScoredDataWriter
+
+    train = pd.DataFrame({"island": ["Biscoe", "Dream", "Torgersen"] * 100, "bill_length_mm": np.linspace(32, 60, 300),
+                          "sex": ["male", "female", None] * 100})
+    settings = {**resolve("diabetes", "dev")["monitor"], "min_rows": 10}
+    reference = drift.build_reference(train, np.array(["Adelie", "Gentoo", "Chinstrap"] * 100), None,
+                                      {**settings, "task": "classification"})
+    writer = ScoredDataWriter(tmp_path, "penguins", 1, flush_rows=40, flush_seconds=0.05)
+    before = datetime.now(timezone.utc)
+    for start in range(4):  # four requests of 75 rows: every fourth training row each, so all of them
+        frame = train.iloc[start::4].reset_index(drop=True)
+        frame.loc[0, "bill_length_mm"] = np.nan
+        writer.add(f"req-{start}", frame, np.array(["Adelie"] * 75))
+    writer.close()
+    result = drift.check_folder(reference, tmp_path, before - timedelta(minutes=1), datetime.now(timezone.utc)
+                                + timedelta(minutes=1), settings)
+    assert result["rows"] == 300 and result["enough_rows"]
+    quality = {q["feature"]: q for q in result["quality"]}
+    assert quality["bill_length_mm"]["null_rate"] == pytest.approx(4 / 300, abs=1e-6)
+    assert quality["sex"]["null_rate"] == pytest.approx(100 / 300, abs=1e-6) and not quality["sex"]["breached"]
+    assert result["verdict"] == "drift in the prediction only (0 of 3 features)"  # every answer was Adelie
