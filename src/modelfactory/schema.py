@@ -390,6 +390,18 @@ class MonitorSection(Section):
     quality: QualityThresholds
     labels: str | None = None
     on_drift: Literal["none", "retrain"]
+    # The window [since, until): ISO dates or date-times (UTC unless they say otherwise); None: the last
+    # window_days days up to now. `modelfactory monitor --since/--until` set them (ops/monitor.window_bounds).
+    since: str | None = None
+    until: str | None = None
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_text(cls, value):
+        # --set monitor.since=2026-11-30 arrives parsed by YAML as a date: keep it as the text it was
+        import datetime as dt
+
+        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
 class Params(Section):

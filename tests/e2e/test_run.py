@@ -561,3 +561,75 @@ def test_a_worse_than_baseline_first_model_in_a_new_environment_never_ships(full
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
     assert "forced_promote" in client.get_model_version("diabetes-stage", "1").tags
     assert cli(project, "champion", "--model", "diabetes", "--env", "dev").stdout.startswith("diabetes-dev: champion 1,")
+
+
+def test_a_burst_with_one_feature_shifted_is_flagged_and_retrains_once(full_run):
+    """The issue's "done when": after `make run`, a scripted burst of requests to the real local
+    endpoint with bill_length_mm shifted; `modelfactory monitor` flags that feature and only it, in
+    monitor.json and the HTML; with on_drift: retrain exactly one training run starts, with the reason
+    recorded; the same window checked again starts none."""
+    import numpy as np
+    import pandas as pd
+    from datetime import datetime, timedelta, timezone
+    from importlib.resources import files
+
+    from modelfactory.ops.serving import packaging
+
+    project, _ = full_run
+    champion_run = next(m for m in runs_of(project) if m["model"] == "penguins")
+    package = project / "runs" / champion_run["run_id"] / "deploy" / "package"
+    columns = json.loads((package / "sample-request.json").read_text())["input_data"]["columns"]
+    rows = pd.read_csv(files("palmerpenguins") / "data" / "penguins.csv")[columns].dropna()
+    burst = rows.sample(n=1200, replace=True, random_state=0)  # monitor.min_rows is 1000
+    # +6 mm, kept inside the data contract's range (the endpoint refuses values beyond it)
+    burst["bill_length_mm"] = (burst["bill_length_mm"] + 6).clip(upper=rows["bill_length_mm"].max())
+    since = datetime.now(timezone.utc)
+    settings = {"host": "127.0.0.1", "port": 0, "workers": 1, "start_timeout_seconds": 120}
+    with packaging.start_local_endpoint(package, settings) as endpoint:
+        for start in range(0, len(burst), 100):
+            status, answer = endpoint.score(packaging.build_request(burst.iloc[start:start + 100]), timeout=60)
+            assert status == 200, answer
+    until = datetime.now(timezone.utc) + timedelta(seconds=1)  # the server flushed its rows as it stopped
+    window = ["--since", since.isoformat(), "--until", until.isoformat(), "--set", "monitor.on_drift=retrain"]
+    before = {m["run_id"] for m in runs_of(project)}
+
+    done = cli(project, "monitor", "--model", "penguins", *window)
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = [m for m in runs_of(project) if m["run_id"] not in before]
+    [monitored] = [m for m in new if m["pipeline"] == "monitoring"]
+    result = json.loads((project / "runs" / monitored["run_id"] / "monitor" / "monitor.json").read_text())
+    assert result["rows"] == len(burst) and result["champion_version"] == champion_run["gate"]["version"]
+    assert [f["feature"] for f in result["features"] if f["drifted"]] == ["bill_length_mm"]
+    assert result["drifted"] == ["bill_length_mm"] and len(result["features"]) == 7
+    assert result["verdict"].startswith("drift in 1 of 7 features: bill_length_mm")
+    assert f"\n{result['verdict']}\nretrain: drift in bill_length_mm (" in done.stdout  # the monitor run's last line
+    page = (project / "runs" / monitored["run_id"] / "monitor-report.html").read_text()
+    assert "drift in 1 of 7 features: bill_length_mm" in page
+    assert (project / "runs" / monitored["run_id"] / "monitor" / "drift-bill_length_mm.png").is_file()
+    assert [p.name for p in (project / "runs" / monitored["run_id"] / "monitor").glob("drift-*.png")] == [
+        "drift-bill_length_mm.png"]
+    assert re.search(rf"{monitored['run_id']}\s+penguins\s+dev\s+monitoring\s+succeeded\s+drift 1 of 7\s",
+                     cli(project, "runs").stdout)
+
+    [retrained] = [m for m in new if m["pipeline"] == "training"]
+    trigger = retrained["trigger"]
+    assert {k: trigger[k] for k in ("monitor_run", "kind", "feature", "metric", "threshold")} == {
+        "monitor_run": monitored["run_id"], "kind": "drift", "feature": "bill_length_mm",
+        "metric": "normalized_wasserstein_distance", "threshold": 0.1}
+    assert trigger["value"] > 0.1 and trigger["window"] == result["window"]
+    assert retrained["overrides"] == ["data.dataset=penguins:1"]  # the newest registered version
+    assert retrained["status"] == "succeeded" and "passed" in retrained["gate"]  # the gate decided, as always
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    parent = json.loads((project / "runs" / retrained["run_id"] / "tracking.json").read_text())["parent_run_id"]
+    tags = client.get_run(parent).data.tags
+    assert tags["trigger.feature"] == "bill_length_mm" and tags["trigger.monitor_run"] == monitored["run_id"]
+    assert tags["trigger.window_since"] == result["window"]["since"]
+
+    again = cli(project, "monitor", "--model", "penguins", *window)
+    assert again.returncode == 0, again.stdout + again.stderr
+    newer = [m for m in runs_of(project) if m["run_id"] not in before | {m["run_id"] for m in new}]
+    assert [m["pipeline"] for m in newer] == ["monitoring"]  # checked again, and no second retrain
+    assert again.stdout.strip().splitlines()[-1].startswith("retrain: window ")
+    assert "already answered by an earlier monitor run; no new training run" in again.stdout

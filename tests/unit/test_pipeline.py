@@ -55,7 +55,7 @@ def test_a_pipeline_file_that_is_not_utf8_is_one_line(tmp_path):
 
 def test_unknown_pipeline_lists_what_exists(tmp_path):
     root = copy_project(tmp_path / "p")
-    with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/retrain.yaml \(pipelines/ has scoring, training\)"):
+    with pytest.raises(PipelineError, match=r"no pipeline definition pipelines/retrain.yaml \(pipelines/ has monitoring, scoring, training\)"):
         load_pipeline("retrain", root)
 
 

@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="run every selected stage, even when an earlier run "
                      "has its outputs with the same cache key (docs/running.md)")
 
+    monitor = sub.add_parser("monitor", help="drift, data quality and live performance of the champion on a window of "
+                             "scored rows (the monitoring pipeline); with monitor.on_drift: retrain, a breach retrains",
+                             epilog=EPILOG)
+    _add_params_args(monitor, many_models=True)
+    monitor.add_argument("--since", metavar="WHEN", help="the window's start, an ISO date or date-time, UTC unless "
+                         "it says otherwise (default: monitor.window_days before --until)")
+    monitor.add_argument("--until", metavar="WHEN", help="the window's end, excluded (default: now)")
+    monitor.add_argument("--labels", metavar="FILE", help="a CSV or Parquet of request_id and the target's true "
+                         "values: live performance against training and the gate's thresholds")
+
     runs = sub.add_parser("runs", help="list past runs: pipeline, status, the gate's decision, headline metric")
     runs.add_argument("--model", metavar="M", help="one model's runs (a partitioned model's: every partition's)")
     runs.add_argument("--limit", type=_positive_int, default=20, metavar="N",
@@ -230,6 +240,10 @@ def _cmd_run(args, argv) -> int:
     inputs = dict(_key_value(item, "--input") for item in args.inputs)
     requests = [RunRequest(m, args.env, args.overrides, stages, args.params_file, args.from_run, inputs,
                            no_cache=args.no_cache) for m in models]
+    if args.pipeline == "monitoring":  # the champion checked first; a breach may retrain afterwards
+        from modelfactory.ops.retrain import run_monitoring
+
+        return run_monitoring(requests, argv, progress=sys.stderr.isatty())
     code = run_pipeline(requests, args.pipeline, argv, progress=sys.stderr.isatty(), jobs=args.jobs)
     return code
 
@@ -246,6 +260,20 @@ def _run_models(args, list_models) -> list[str]:
 
     matched = select_models(args.models, list_models())
     return list(dict.fromkeys([*(args.model or []), *matched]))  # each model once, --model's first
+
+
+def _cmd_monitor(args, argv) -> int:
+    import json
+
+    from modelfactory.params import list_models
+    from modelfactory.ops.retrain import run_monitoring
+    from modelfactory.ops.runner import RunRequest
+
+    flags = {"monitor.since": args.since, "monitor.until": args.until, "monitor.labels": args.labels}
+    # JSON is YAML: each value stays a string (a bare 2026-11-30 would parse as a date)
+    overrides = [*args.overrides, *(f"{key}={json.dumps(value)}" for key, value in flags.items() if value)]
+    requests = [RunRequest(m, args.env, list(overrides), None, args.params_file) for m in _models(args, list_models)]
+    return run_monitoring(requests, argv, progress=sys.stderr.isatty())
 
 
 def _models(args, list_models) -> list[str]:
@@ -286,12 +314,12 @@ def _cmd_runs(args, argv) -> int:
         print("no runs yet: modelfactory run")
         return 0
     width, id_width = max([14] + [len(m["model"]) for m in found]), max([34] + [len(m["run_id"]) for m in found])
-    print(f"{'run id':{id_width}} {'model':{width}} {'env':6} {'pipeline':9} {'status':12} {'gate':22} headline")
+    print(f"{'run id':{id_width}} {'model':{width}} {'env':6} {'pipeline':10} {'status':12} {'gate':22} headline")
     for m in found:
         metrics = m.get("headline_metrics") or {}
         first = next(((k, v) for k, v in metrics.items() if isinstance(v, (int, float))), None)
         headline = f"{readable_metric(first[0])} {first[1]:.4g}" if first else "-"
-        print(f"{m['run_id']:{id_width}} {m['model']:{width}} {m['env']:6} {m.get('pipeline') or '-':9} {m['status']:12} "
+        print(f"{m['run_id']:{id_width}} {m['model']:{width}} {m['env']:6} {m.get('pipeline') or '-':10} {m['status']:12} "
               f"{gate_cell(m):22} {headline}")
     return 0
 
@@ -519,7 +547,7 @@ def _azure(command):
     return run
 
 
-COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params, "changed": _cmd_changed,
+COMMANDS = {"submit": _azure(_cmd_submit), "jobs": _azure(_cmd_jobs), "endpoint": _azure(_cmd_endpoint), "score": _cmd_score, "serve": _cmd_serve, "promote": _cmd_promote, "rollback": _cmd_rollback, "champion": _cmd_champion, "run": _cmd_run, "monitor": _cmd_monitor, "runs": _cmd_runs, "compare": _cmd_compare, "report": _cmd_report, "params": _cmd_params, "changed": _cmd_changed,
             "notebooks": _cmd_notebooks, "data": _cmd_data}
 
 

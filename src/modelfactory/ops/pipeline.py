@@ -51,9 +51,9 @@ class PipelineSpec(BaseModel):
         return [s.name for s in self.stages]
 
 
-# Every pipeline whose notebooks ship, in the order their notebooks can run by hand: scoring needs
-# the champion that training's deploy stage promotes.
-NOTEBOOK_PIPELINES = ("training", "scoring")
+# Every pipeline whose notebooks ship, in the order their notebooks can run by hand: scoring and
+# monitoring need the champion that training's deploy stage promotes.
+NOTEBOOK_PIPELINES = ("training", "scoring", "monitoring")
 
 
 def notebook_paths(root: Path | None = None) -> list[Path]:

@@ -39,6 +39,7 @@ class RunRequest:
     from_run: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # stage -> a run folder holding its outputs
     no_cache: bool = False  # --no-cache: run every selected stage, even when an earlier run has its outputs
+    trigger: dict | None = None  # why a monitor started this run (retrain.trigger_reason), kept in the manifest
 
 
 class CheckedRequests(list):
@@ -143,6 +144,8 @@ def create_runs(checked: Sequence[tuple], pipeline: PipelineSpec, argv: Sequence
             stage_records[name] = record
         manifest = runs.new_manifest(run_id, model, env, pipeline.name, argv, params_mod.params_hash(resolved),
                                      req.overrides, data_record, runs.git_state(root), stage_records)
+        if req.trigger:
+            manifest["trigger"] = dict(req.trigger)
         if pipeline.dataset:  # a reused dataset is already here (copied above): its hash is the run's, as when explore runs
             manifest["data_hash"] = file_hash(run_dir / pipeline.dataset)
         runs.write(run_dir, manifest)

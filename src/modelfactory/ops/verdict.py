@@ -44,7 +44,7 @@ def gate_cell(manifest: Mapping) -> str:
     (judged but not promoted), or ``-`` for a run whose evaluate stage did not decide."""
     gate = manifest.get("gate") or {}
     if "passed" not in gate:
-        return "-"
+        return monitor_cell(manifest.get("monitor") or {})
     version = f"v{gate['version']} " if gate.get("version") is not None else ""
     cached = " (cached)" if decision_cached_from(manifest) else ""
     if not gate["passed"]:
@@ -59,9 +59,21 @@ def decision_cached_from(manifest: Mapping) -> str | None:
     return ((manifest.get("stages") or {}).get("evaluate") or {}).get("cached_from")
 
 
+def monitor_cell(monitor: Mapping) -> str:
+    """The gate column for a monitoring run: ``drift 1 of 7``, ``no drift``, ``too few rows``; ``-``
+    for a run that is not a monitor's (or whose monitor stage did not finish)."""
+    if "verdict" not in monitor:
+        return "-"
+    if not monitor.get("enough_rows", True):
+        return "too few rows"
+    drifted, features = len(monitor.get("drifted") or []), len(monitor.get("features") or [])
+    return f"drift {drifted} of {features}" if drifted else "no drift"
+
+
 def verdict_line(manifest: Mapping) -> str | None:
     """What became of the candidate, in one line, e.g. "candidate v5 rejected: rmse 53.82 is worse
-    than champion v1's 53.78"; None when the run made no gate decision (no evaluate stage ran)."""
+    than champion v1's 53.78"; for a monitoring run its verdict ("drift in 1 of 7 features:
+    bill_length_mm"); None when the run made neither (no evaluate or monitor stage ran)."""
     line = _decision_line(manifest)
     cached = decision_cached_from(manifest)
     if line and cached:
@@ -72,7 +84,7 @@ def verdict_line(manifest: Mapping) -> str | None:
 def _decision_line(manifest: Mapping) -> str | None:
     gate = manifest.get("gate") or {}
     if "passed" not in gate:
-        return None
+        return (manifest.get("monitor") or {}).get("verdict")
     name = f"candidate v{gate['version']}" if gate.get("version") is not None else "candidate (not registered)"
     if not gate["passed"]:
         return f"{name} rejected: {gate['reason']}"

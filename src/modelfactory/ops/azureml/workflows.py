@@ -26,6 +26,8 @@ def submit_pipelines(models: Sequence[str], env: str | None, overrides: Sequence
     from modelfactory.params import resolve
 
     pipeline = load_pipeline(pipeline_name)
+    if pipeline.name == "monitoring":  # on Azure ML the monitor is a monitor schedule, not a pipeline job
+        return submit_monitors(models, env, overrides, params_file, dry_run, say)
     prepared = []
     for model in models:
         params = resolve(model, env, list(overrides), params_file)
@@ -54,6 +56,34 @@ def submit_pipelines(models: Sequence[str], env: str | None, overrides: Sequence
                 submit.bring_home(client, created.name, pipeline, say=say)
                 code = 1
     return code
+
+
+def submit_monitors(models: Sequence[str], env: str | None, overrides: Sequence[str], params_file: str | None,
+                    dry_run: bool, say: Callable[[str], None] = print) -> int:
+    """``submit --pipeline monitoring``: each model's Azure ML monitor schedule (azureml/monitoring.py),
+    written and loaded back for all before any is created in the workspace."""
+    from modelfactory.ops import runs
+    from modelfactory.ops.azureml import monitoring, workspace
+    from modelfactory.params import resolve
+
+    prepared = []
+    for model in models:
+        params = resolve(model, env, list(overrides), params_file)
+        folder = runs.azureml_dir(runs.new_run_id(params["model"]["name"]))
+        path = monitoring.write_monitor(params, folder)
+        say(f"{params['model']['name']} ({params['env']['name']}): monitor schedule valid: "
+            f"{paths.relative_to_root(path)}")
+        prepared.append((params, path))
+    if dry_run:
+        say("dry run: nothing was sent to Azure ML")
+        return 0
+    from azure.ai.ml.entities._load_functions import load_schedule
+
+    for params, path in prepared:
+        client = workspace.connect(params["azure"])
+        created = client.schedules.begin_create_or_update(load_schedule(str(path))).result()
+        say(f"monitor schedule {created.name} created in workspace {client.workspace_name}")
+    return 0
 
 
 def job_action(action: str, job_name: str, env: str | None, pipeline_name: str,
