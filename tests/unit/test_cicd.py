@@ -380,7 +380,7 @@ def test_changed_reads_the_commits_since_the_base(tmp_path, monkeypatch, capsys)
     (project / "notebooks" / "train.ipynb").write_text((project / "notebooks" / "train.ipynb").read_text() + " ")
     git("commit", "-qam", "shared")
     assert main(["changed", "--base", first]) == 0
-    assert capsys.readouterr().out == "breast_cancer\ndiabetes\npenguins\n"
+    assert capsys.readouterr().out == "breast_cancer\ndiabetes\npenguins\nsales\n"
     assert main(["changed", "--base", "no-such-branch"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: changed --base no-such-branch: git diff failed"), err

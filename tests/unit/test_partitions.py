@@ -295,7 +295,7 @@ def test_the_runner_plans_one_run_per_partition_and_lists_the_skipped(in_sales):
     assert len(checked) == 22 and [s.display for s in checked.skipped] == ["sales/store=4,product=E",
                                                                           "sales/store=4,product=F"]
     assert said[0] == "skipped 2 partition(s), not trained:" and len(said) == 3
-    _, resolved, _, _, record = checked[0]
+    _, resolved, _, _, record, _ = checked[0]
     assert record["partition"] == resolved["data"]["partition"] == {"store": 1, "product": "A"}
     said.clear()
     with pytest.raises(PipelineError, match=r"^nothing to run: every partition was skipped \(see above\)$"):

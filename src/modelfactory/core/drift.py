@@ -123,8 +123,8 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_reference(model_dir: Path, model_uri: str | None, model, rows: pd.DataFrame, params: Mapping,
-                    manifest: Path | None = None) -> dict:
+def write_reference(model_dir: Path, model_uri: str | None, model, rows: pd.DataFrame, target: str, task: str,
+                    monitor: Mapping, manifest: Path | None = None) -> dict:
     """The train stage's one call: build the reference from the training rows and the model's
     predictions on them, write ``model_dir/drift_reference.json``, and add it to the logged MLflow
     model (``model_uri``, models:/m-...) so the registry and every package built from it carry it.
@@ -134,16 +134,18 @@ def write_reference(model_dir: Path, model_uri: str | None, model, rows: pd.Data
         model_uri: what ``log_model`` returned; None: write the local copy only.
         model: the fitted model.
         rows: the training rows, target included.
-        params: the resolved params.
+        target: the target column (params ``data.target``).
+        task: ``regression`` or ``classification`` (params ``model.task``).
+        monitor: the params' ``monitor`` section (bins and metrics), which the train stage's cache key holds.
         manifest: the run's manifest.json, for the data record (source, version, hash); absent by hand.
     """
     from modelfactory.core import contract as contracts
     from modelfactory.core.modeling import features
 
-    x = features(rows, params["data"]["target"])
+    x = features(rows, target)
     logged = contracts.model_contract(model_dir)
     data = json.loads(Path(manifest).read_text()).get("data") if manifest and Path(manifest).is_file() else None
-    settings = {**params["monitor"], "task": params["model"]["task"], "data": data}
+    settings = {**monitor, "task": task, "data": data}
     reference = build_reference(x, model.predict(x), contracts.to_json(logged) if logged else None, settings)
     path = Path(model_dir) / REFERENCE_FILE
     path.write_text(json.dumps(reference))
