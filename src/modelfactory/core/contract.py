@@ -380,15 +380,23 @@ def text_view(frame: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, frozenset]:
 
     pandas answers "which values are missing?" for a column of Python objects by looking at each one
     (about 0.1 s a column on 2 million rows), and pandera asks it several times per column; an Arrow
-    column keeps its gaps in a bitmap. Converting costs about one such look, once. The other columns,
-    and those named in ``keep``, are the frame's own (no copy); the frame itself is not changed.
+    column keeps its gaps in a bitmap. Converting costs about one such look, once; a text column still
+    as read_files read it is not converted at all: its Arrow column is taken as it was read
+    (sources.text_columns). The other columns, and those named in ``keep``, are the frame's own (no
+    copy); the frame itself is not changed.
     """
+    import pyarrow as pa
+
+    from modelfactory.core.sources import text_columns
+
     if not frame.columns.is_unique:  # columns are replaced by name below
         return frame, frozenset()
+    read = text_columns(frame)
     converted = {}
     for name, values in frame.items():
         if values.dtype == object and name not in keep:
-            arrow = _arrow_text(values.to_numpy())
+            arrow = (pd.arrays.ArrowStringArray(read[name].cast(pa.large_string())) if name in read
+                     else _arrow_text(values.to_numpy()))
             if arrow is not None:
                 converted[name] = pd.Series(arrow, index=frame.index, name=name)
     if not converted:

@@ -136,7 +136,7 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
     # The kinds the model pipeline's preprocessing encodes (modeling.KIND_DTYPES); others (dates) it would drop.
     usable = kinds.select_dtypes(["number", "object", "string", "category", "bool"]).drop(columns=[target],
                                                                                           errors="ignore").shape[1]
-    infinite = [str(c) for c in numbers if np.isinf(frame[c].to_numpy(dtype="float64", na_value=np.nan)).any()]
+    infinite = [str(c) for c in numbers if _has_infinity(frame[c])]
     fit = target_fit(frame[target], task) if target in frame else ("absent", "present", False)
     rows = [
         ("rows", "data.checks.min_rows", len(frame), f">= {checks['min_rows']}", len(frame) >= checks["min_rows"]),
@@ -155,16 +155,32 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
     return pd.DataFrame(rows, columns=["check", "param", "observed", "expected", "passed"])
 
 
-def missing_counts(frame: pd.DataFrame) -> list[int]:
-    """Missing values per column (``frame.isna().sum()``, without looking at every value of a text
-    column that has no gap: pandas' C-level type scan says so at once, where isna costs about 0.1 s a
-    column on 2 million rows)."""
+def _has_infinity(values: pd.Series) -> bool:
+    """Whether a number column holds an infinity (a float64 column is read in place, not copied)."""
     import numpy as np
 
+    if values.dtype.kind in "iub":  # NumPy integers and booleans have none
+        return False
+    array = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype="float64", na_value=np.nan)
+    return bool(np.isinf(array).any())
+
+
+def missing_counts(frame: pd.DataFrame) -> list[int]:
+    """Missing values per column (``frame.isna().sum()``, without looking at every value of a text
+    column: a text column as read_files read it has its gaps counted in its Arrow column's bitmap;
+    another without a gap is told by pandas' C-level type scan at once, where isna costs about 0.1 s
+    a column on 2 million rows)."""
+    import numpy as np
+
+    from modelfactory.core.sources import text_columns
+
+    read = text_columns(frame)
     counts = []
-    for _, values in frame.items():
+    for name, values in frame.items():
         array = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
-        if array is not None and array.dtype.kind in "iub":  # NumPy integers and booleans have no gaps
+        if name in read:
+            counts.append(read[name].null_count)
+        elif array is not None and array.dtype.kind in "iub":  # NumPy integers and booleans have no gaps
             counts.append(0)
         elif array is not None and array.dtype.kind == "f":
             counts.append(int(np.isnan(array).sum()))

@@ -13,6 +13,7 @@ import codecs
 import glob
 import hashlib
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,9 +278,76 @@ def read_files(ref: DataRef) -> pd.DataFrame:
     del tables
     if table.num_rows == 0:
         raise DataValidationError(f"{ref.uri}: no rows")
+    text = {name: table.column(i) for i, name in enumerate(table.column_names)
+            if pa.types.is_string(table.schema.types[i]) or pa.types.is_large_string(table.schema.types[i])}
     # Each Arrow column is freed once converted, so the table and the frame are never both whole in
-    # memory (a column per block: nothing is copied to consolidate them).
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    # memory (a column per block: nothing is copied to consolidate them). Text columns are kept as
+    # Arrow too (a few bytes a value), for the checks (text_columns).
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    _remember_text(frame, text)
+    return frame
+
+
+# The text columns of each frame read_files returned, as Arrow read them, by id(frame) (DataFrames
+# cannot be weak keys) and dropped with the frame: ``{id: (weakref, {column: (objects, arrow)})}``.
+# pandas keeps text as one Python object a value, and answering "which are missing?" or "which
+# values are there?" means looking at each one (about 0.1 s a column on 2 million rows); Arrow
+# has the answer in a bitmap and in contiguous bytes. ``objects`` is a copy of the frame's column as
+# read: it keeps those very str objects alive, so a column still holding the same objects (compared
+# by address, text_columns) holds the same values as the Arrow one.
+_TEXT: dict[int, tuple] = {}
+
+
+def _remember_text(frame: pd.DataFrame, text: dict) -> None:
+    import numpy as np
+
+    if not frame.columns.is_unique:
+        return
+    kept = {}
+    for name, column in text.items():
+        if name in frame.columns and frame[name].dtype == object and len(column) == len(frame):
+            objects = np.array(frame[name].to_numpy(), dtype=object, copy=True)
+            kept[name] = (objects, column)
+    if kept:
+        key = id(frame)
+        _TEXT[key] = (weakref.ref(frame, lambda ref, key=key: _forget(key, ref)), kept)
+
+
+def _forget(key: int, ref) -> None:
+    if _TEXT.get(key, (None,))[0] is ref:  # not a newer frame that took the same id
+        del _TEXT[key]
+
+
+def text_columns(frame: pd.DataFrame) -> dict:
+    """The text columns of a frame that read_files returned, as Arrow arrays (``{column: pyarrow
+    ChunkedArray}``), for those whose values are still exactly the ones read: the same str objects,
+    in the same rows. A column changed since (a value set, rows dropped, the column replaced) is not
+    among them; neither is any column of another frame, a copy included."""
+    entry = _TEXT.get(id(frame))
+    if entry is None or entry[0]() is not frame or not frame.columns.is_unique:
+        return {}
+    found = {}
+    for name, (objects, column) in entry[1].items():
+        if name in frame.columns and frame[name].dtype == object and _same_objects(frame[name].to_numpy(), objects):
+            found[name] = column
+    return found
+
+
+def _same_objects(array, objects) -> bool:
+    """Whether two object arrays hold the very same objects, row by row: their pointers compared as
+    integers, in one pass (``==`` would call Python's comparison per value). ``objects`` keeps its
+    values alive, so an address in both is the same object, not a new one where a freed one was."""
+    import ctypes
+
+    import numpy as np
+
+    if array.shape != objects.shape or array.ndim != 1 or not array.flags.c_contiguous or not objects.flags.c_contiguous:
+        return False
+
+    def addresses(values):
+        return np.frombuffer((ctypes.c_char * values.nbytes).from_address(values.ctypes.data), dtype=np.uintp)
+
+    return bool(np.array_equal(addresses(array), addresses(objects)))
 
 
 def find_files(dataset: str) -> tuple[Path, ...]:
