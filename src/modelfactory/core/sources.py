@@ -13,8 +13,11 @@ import codecs
 import glob
 import hashlib
 import re
+import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,8 +128,35 @@ def hash_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
+# While load_dataset reads (reading_while_hashing), the files being hashed are read in a thread at
+# the same time: hashlib and pyarrow both let go of the GIL, so the read no longer waits for the hash.
+_READING = threading.local()
+
+
+@contextmanager
+def reading_while_hashing():
+    """Within it, hashing local files (hash_files, as each kind's locate does) starts reading them
+    with pyarrow in a thread at once, and read_files takes that read instead of starting its own.
+    Errors keep their order: a hash that does not match is raised first; the read's own error is
+    raised by read_files. A read nobody took is waited for and dropped on leaving."""
+    _READING.pending = {}
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelfactory-read") as pool:
+            _READING.pool = pool
+            yield
+    finally:
+        _READING.pending, _READING.pool = {}, None
+
+
+def _start_reading(files: tuple[Path, ...]) -> None:
+    pool = getattr(_READING, "pool", None)
+    if pool is not None and files not in _READING.pending:
+        _READING.pending[files] = pool.submit(_read_tables, files)
+
+
 def hash_files(files: tuple[Path, ...]) -> str:
     """One file's hash, or for several, a hash over their names and hashes (renaming one changes it)."""
+    _start_reading(tuple(files))
     if len(files) == 1:
         return hash_file(files[0])
     digest = hashlib.sha256()
@@ -257,25 +287,12 @@ def check_target(files: tuple[Path, ...], target: str) -> None:
 def read_files(ref: DataRef) -> pd.DataFrame:
     """Read CSV and Parquet files with pyarrow into one DataFrame (columns of the same name line up)."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    tables = []
-    for path in ref.files:
-        try:
-            if check_file(path) == "parquet":
-                tables.append(pq.read_table(path))
-            else:
-                # "NA", "NULL", "" and the like are gaps in text columns too, as pandas reads them:
-                # otherwise a text column's blanks become a category of their own ("NA").
-                tables.append(pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)))
-        except pa.ArrowException as exc:
-            raise DataValidationError(f"{shown(path)}: not readable ({_first_line(exc)})") from None
+    pending: Future | None = getattr(_READING, "pending", {}).pop(tuple(ref.files), None)
     try:
-        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    except pa.ArrowException as exc:
-        raise DataValidationError(f"{ref.uri}: the files do not share one schema ({_first_line(exc)})") from None
-    del tables
+        table = pending.result() if pending is not None else _read_tables(tuple(ref.files))
+    except _Mismatch as exc:
+        raise DataValidationError(f"{ref.uri}: the files do not share one schema ({exc})") from None
     if table.num_rows == 0:
         raise DataValidationError(f"{ref.uri}: no rows")
     text = {name: table.column(i) for i, name in enumerate(table.column_names)
@@ -286,6 +303,34 @@ def read_files(ref: DataRef) -> pd.DataFrame:
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     _remember_text(frame, text)
     return frame
+
+
+
+def _read_tables(files: tuple[Path, ...]):
+    """The files as one pyarrow Table (columns of the same name line up)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in files:
+        try:
+            if check_file(path) == "parquet":
+                tables.append(pq.read_table(path))
+            else:
+                # "NA", "NULL", "" and the like are gaps in text columns too, as pandas reads them:
+                # otherwise a text column's blanks become a category of their own ("NA").
+                tables.append(pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)))
+        except pa.ArrowException as exc:
+            raise DataValidationError(f"{shown(path)}: not readable ({_first_line(exc)})") from None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    except pa.ArrowException as exc:
+        raise _Mismatch(_first_line(exc)) from None
+
+
+class _Mismatch(Exception):
+    """Files that do not share one schema (read_files names the data, which only the DataRef knows)."""
 
 
 # The text columns of each frame read_files returned, as Arrow read them, by id(frame) (DataFrames
@@ -415,7 +460,7 @@ def locate_registered(dataset: str) -> DataRef:
     record = data_registry.find_version(name, version or "latest")
     path = data_registry.version_file(record)
     check_file(path)
-    found = hash_file(path)
+    found = hash_files((path,))
     if found != record["hash"]:
         raise DataValidationError(
             f"{shown(path)}: content changed since it was registered as {name}:{record['version']} "
