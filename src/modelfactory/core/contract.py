@@ -479,6 +479,8 @@ def type_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
 def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
     """Which values are within ``min``/``max``; values that are not numbers pass (the dtype check
     fails them)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return ~_outside(values.to_numpy(), spec)
     ok, as_float = _numbers(values)
     inside = np.ones(len(values), bool)
     with np.errstate(invalid="ignore"):  # what is not a finite number passes through ~ok, whatever it compares as
@@ -487,6 +489,21 @@ def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
         if spec.max is not None:
             inside &= ~ok | (as_float <= spec.max)
     return inside
+
+
+def _outside(array: np.ndarray, spec: ColumnContract) -> np.ndarray:
+    """range_ok's answer, negated, for a NumPy number array, in place of a float copy and a finiteness
+    pass: a gap (NaN) compares as neither below nor above, and only when something is outside are
+    infinities (not numbers: the dtype check names them) let through."""
+    outside = np.zeros(len(array), bool)
+    with np.errstate(invalid="ignore"):
+        if spec.min is not None:
+            outside |= array < spec.min
+        if spec.max is not None:
+            outside |= array > spec.max
+    if array.dtype.kind == "f" and outside.any():
+        outside &= np.isfinite(array)
+    return outside
 
 
 def check_names(spec: ColumnContract) -> tuple[str, str | None]:
@@ -529,7 +546,10 @@ def _gaps_pass(check, spec: ColumnContract):
     """A column check for pandera that passes missing values, which the nullable check judges. The same
     answers as pandera dropping them first (``ignore_na``), without a copy of the column per check."""
     def run(values: pd.Series) -> pd.Series:
-        return pd.Series(check(values, spec) | values.isna().to_numpy(), index=values.index)
+        answer = check(values, spec)
+        if not (isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub"):  # those have no gaps
+            answer = answer | values.isna().to_numpy()
+        return pd.Series(answer, index=values.index)
     return run
 
 
