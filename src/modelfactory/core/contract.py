@@ -250,7 +250,10 @@ def _mostly_numbers(present: pd.Series) -> bool:
 def _numbers_share(text: pd.Series, present: int) -> bool:
     """Whether at least MOSTLY_NUMBERS of the ``present`` values (not gaps) of some text read as
     numbers. Each distinct text is parsed once, weighted by how often it appears (a category column
-    has a few)."""
+    has a few). When no distinct text reads as a number (the usual text column), they are not counted."""
+    distinct = pd.Series(text.unique(), dtype=object).dropna()
+    if not pd.to_numeric(distinct, errors="coerce").notna().any():
+        return False
     counts = text.value_counts(sort=False)  # gaps are not counted
     distinct = pd.Series(counts.index.to_numpy(dtype=object), dtype=object)
     numeric = pd.to_numeric(distinct, errors="coerce").notna().to_numpy()
