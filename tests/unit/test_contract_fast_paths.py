@@ -112,3 +112,18 @@ def test_an_inferred_contract_passes_its_own_rows_through_the_view_and_names_a_b
     assert shown == _general(broken, held)
     assert {"column": "text", "check": "nullable", "failures": 1, "example rows": "2",
             "example values": "None"} in shown
+
+
+@pytest.mark.parametrize("bounds", [{"min": 0}, {"max": 5}, {"min": 0, "max": 5}, {"min": -1.5, "max": 1.0}])
+def test_the_range_check_keeps_each_finite_number_within_bounds_and_passes_everything_else(bounds):
+    spec = contract.ColumnContract(dtype="number", **bounds)
+    frame = bank()
+    for name in frame.columns:
+        expected = []
+        for value in frame[name].tolist():
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            if not number or not np.isfinite(float(value)):
+                expected.append(True)  # not a finite number: the dtype check's business
+            else:
+                expected.append(bounds.get("min", -np.inf) <= float(value) <= bounds.get("max", np.inf))
+        assert contract.range_ok(frame[name], spec).tolist() == expected, name

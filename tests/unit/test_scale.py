@@ -102,12 +102,12 @@ def test_load_dataset_moves_the_target_last_and_keeps_every_value(tmp_path):
 
 @pytest.mark.parametrize("values", [
     [0.5, -0.0, 0.0, 2.5, 0.5, 7.0], [3, 1, 3, 3, 2], [4.0, 4.0], [1.5, 9.0, 1.5], [True, False, True],
-    ["b", "a", "b"]])
+    ["b", "a", "b"], [np.nan, 2.0, np.nan, 1.0, 2.0], [np.nan, np.nan], [], [7.0, np.nan, 7.0, 7.0]])
 def test_distinct_values_by_sorting_give_what_unique_gives(values):
     from modelfactory.core.data import _distinct, target_fit
 
     present = pd.Series(values)
-    assert sorted(_distinct(present).tolist()) == sorted(present.unique().tolist())
+    assert sorted(_distinct(present).tolist()) == sorted(present.dropna().unique().tolist())  # gaps left out
     for task in ("classification", "regression"):  # the checks table shows the same words as before
         assert target_fit(pd.Series(values + [None]), task) == _target_fit_by_unique(pd.Series(values + [None]), task)
 
@@ -118,5 +118,5 @@ def _target_fit_by_unique(values, task):
 
     from modelfactory.core import data
 
-    with mock.patch.object(data, "_distinct", lambda present: present.unique()):
+    with mock.patch.object(data, "_distinct", lambda values: values.dropna().unique()):
         return data.target_fit(values, task)

@@ -352,3 +352,22 @@ def test_a_run_of_several_models_skips_the_one_whose_data_is_missing(project):
         check_requests([RunRequest("penguins")], training, said.append)
     with pytest.raises(DataNotFoundError):  # and when no model has its data, nothing runs
         check_requests([RunRequest("penguins"), RunRequest("penguins", env="dev")], training, said.append)
+def test_load_dataset_reads_a_file_while_hashing_it_and_keeps_the_errors_order(project, frame):
+    frame.to_csv(project / "d.csv", index=False)
+    with sources.reading_while_hashing():
+        ref = sources.locate(spec("file", "d.csv"))
+        assert tuple(ref.files) in sources._READING.pending  # the read started with the hash
+        overlapped = sources.read(ref)
+        assert not sources._READING.pending  # read_files took that read, it did not start another
+    pd.testing.assert_frame_equal(overlapped, sources.read(ref))
+    # a registered file changed into one pyarrow cannot read: the changed hash is what is said, as before
+    record, _ = data_registry.register_file("diab", project / "d.csv")
+    stored = data_registry.version_file(record)
+    stored.chmod(0o644)
+    stored.write_text(stored.read_text() + "1,2,3\n")  # a row with too few cells
+    with pytest.raises(DataValidationError, match=r"^data/registry/diab/v1/d.csv: content changed since it was registered"):
+        data.load_dataset(spec("registered", "diab"))
+    (project / "e.csv").write_text(stored.read_text())
+    with pytest.raises(DataValidationError, match=r"^e.csv: not readable \(CSV parse error"):
+        data.load_dataset(spec("file", "e.csv"))
+    assert not sources._READING.pending and sources._READING.pool is None

@@ -250,7 +250,10 @@ def _mostly_numbers(present: pd.Series) -> bool:
 def _numbers_share(text: pd.Series, present: int) -> bool:
     """Whether at least MOSTLY_NUMBERS of the ``present`` values (not gaps) of some text read as
     numbers. Each distinct text is parsed once, weighted by how often it appears (a category column
-    has a few)."""
+    has a few). When no distinct text reads as a number (the usual text column), they are not counted."""
+    distinct = pd.Series(text.unique(), dtype=object).dropna()
+    if not pd.to_numeric(distinct, errors="coerce").notna().any():
+        return False
     counts = text.value_counts(sort=False)  # gaps are not counted
     distinct = pd.Series(counts.index.to_numpy(dtype=object), dtype=object)
     numeric = pd.to_numeric(distinct, errors="coerce").notna().to_numpy()
@@ -380,15 +383,23 @@ def text_view(frame: pd.DataFrame, keep=()) -> tuple[pd.DataFrame, frozenset]:
 
     pandas answers "which values are missing?" for a column of Python objects by looking at each one
     (about 0.1 s a column on 2 million rows), and pandera asks it several times per column; an Arrow
-    column keeps its gaps in a bitmap. Converting costs about one such look, once. The other columns,
-    and those named in ``keep``, are the frame's own (no copy); the frame itself is not changed.
+    column keeps its gaps in a bitmap. Converting costs about one such look, once; a text column still
+    as read_files read it is not converted at all: its Arrow column is taken as it was read
+    (sources.text_columns). The other columns, and those named in ``keep``, are the frame's own (no
+    copy); the frame itself is not changed.
     """
+    import pyarrow as pa
+
+    from modelfactory.core.sources import text_columns
+
     if not frame.columns.is_unique:  # columns are replaced by name below
         return frame, frozenset()
+    read = text_columns(frame)
     converted = {}
     for name, values in frame.items():
         if values.dtype == object and name not in keep:
-            arrow = _arrow_text(values.to_numpy())
+            arrow = (pd.arrays.ArrowStringArray(read[name].cast(pa.large_string())) if name in read
+                     else _arrow_text(values.to_numpy()))
             if arrow is not None:
                 converted[name] = pd.Series(arrow, index=frame.index, name=name)
     if not converted:
@@ -471,6 +482,8 @@ def type_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
 def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
     """Which values are within ``min``/``max``; values that are not numbers pass (the dtype check
     fails them)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return ~_outside(values.to_numpy(), spec)
     ok, as_float = _numbers(values)
     inside = np.ones(len(values), bool)
     with np.errstate(invalid="ignore"):  # what is not a finite number passes through ~ok, whatever it compares as
@@ -479,6 +492,21 @@ def range_ok(values: pd.Series, spec: ColumnContract) -> np.ndarray:
         if spec.max is not None:
             inside &= ~ok | (as_float <= spec.max)
     return inside
+
+
+def _outside(array: np.ndarray, spec: ColumnContract) -> np.ndarray:
+    """range_ok's answer, negated, for a NumPy number array, in place of a float copy and a finiteness
+    pass: a gap (NaN) compares as neither below nor above, and only when something is outside are
+    infinities (not numbers: the dtype check names them) let through."""
+    outside = np.zeros(len(array), bool)
+    with np.errstate(invalid="ignore"):
+        if spec.min is not None:
+            outside |= array < spec.min
+        if spec.max is not None:
+            outside |= array > spec.max
+    if array.dtype.kind == "f" and outside.any():
+        outside &= np.isfinite(array)
+    return outside
 
 
 def check_names(spec: ColumnContract) -> tuple[str, str | None]:
@@ -521,7 +549,10 @@ def _gaps_pass(check, spec: ColumnContract):
     """A column check for pandera that passes missing values, which the nullable check judges. The same
     answers as pandera dropping them first (``ignore_na``), without a copy of the column per check."""
     def run(values: pd.Series) -> pd.Series:
-        return pd.Series(check(values, spec) | values.isna().to_numpy(), index=values.index)
+        answer = check(values, spec)
+        if not (isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub"):  # those have no gaps
+            answer = answer | values.isna().to_numpy()
+        return pd.Series(answer, index=values.index)
     return run
 
 

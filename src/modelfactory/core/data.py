@@ -21,9 +21,14 @@ def load_dataset(data_params: Mapping) -> pd.DataFrame:
     """
     from modelfactory.core import sources
 
-    ref = sources.locate(data_params)
     partition = data_params.get("partition")
-    frame = sources.read_partition(ref, partition) if partition else sources.read(ref)
+    if partition:  # one partition's rows, filtered as they are read (no whole-file read to overlap)
+        ref = sources.locate(data_params)
+        frame = sources.read_partition(ref, partition)
+    else:
+        with sources.reading_while_hashing():  # the file is read while it is hashed, not after
+            ref = sources.locate(data_params)
+            frame = sources.read(ref)
     where = sources.shown(ref.files[0]) if len(ref.files) == 1 else f"dataset '{data_params['dataset']}'"
     if partition:
         where += f" partition {', '.join(f'{c}={v}' for c, v in partition.items())}"
@@ -83,9 +88,9 @@ def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
     more, and numbers must be whole (fractions, or values seen once, are a regression target); a regression target needs numbers that vary and are
     more than two values (two values is a classification target).
     """
-    present = values.dropna()
-    distinct = _distinct(present)
+    distinct = _distinct(values)
     if task == "classification":
+        present = values.dropna()
         expected = "2 or more classes"
         if len(distinct) == 1:
             return f"1 class ({distinct[0]}) in every row", expected, False
@@ -113,15 +118,20 @@ def target_fit(values: pd.Series, task: str) -> tuple[str, str, bool]:
     return f"{len(distinct)} distinct values", expected, True
 
 
-def _distinct(present: pd.Series):
-    """The distinct values of a column without missing values (in no particular order). Numbers are
-    sorted and compared with their neighbours: twice as fast as a hash table on millions of rows."""
+def _distinct(values: pd.Series):
+    """The distinct values of a column, missing values left out (in no particular order). NumPy
+    numbers are sorted and compared with their neighbours (twice as fast as a hash table on millions
+    of rows), gaps (NaN, sorted last) cut off the end: no copy of the column without them."""
     import numpy as np
 
-    numbers = present.to_numpy()
-    if numbers.dtype.kind not in "fiu" or not len(numbers):
-        return present.unique()
+    numbers = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+    if numbers is None or numbers.dtype.kind not in "fiu":
+        return values.dropna().unique()
     ordered = np.sort(numbers)
+    if ordered.dtype.kind == "f":
+        ordered = ordered[:len(ordered) - int(np.count_nonzero(np.isnan(ordered)))]
+    if not len(ordered):
+        return ordered
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
@@ -143,7 +153,7 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
     # The kinds the model pipeline's preprocessing encodes (modeling.KIND_DTYPES); others (dates) it would drop.
     usable = kinds.select_dtypes(["number", "object", "string", "category", "bool"]).drop(columns=[target],
                                                                                           errors="ignore").shape[1]
-    infinite = [str(c) for c in numbers if np.isinf(frame[c].to_numpy(dtype="float64", na_value=np.nan)).any()]
+    infinite = [str(c) for c in numbers if _has_infinity(frame[c])]
     fit = target_fit(frame[target], task) if target in frame else ("absent", "present", False)
     rows = [
         ("rows", "data.checks.min_rows", len(frame), f">= {checks['min_rows']}", len(frame) >= checks["min_rows"]),
@@ -162,16 +172,32 @@ def check_data(frame: pd.DataFrame, data_params: Mapping, task: str) -> pd.DataF
     return pd.DataFrame(rows, columns=["check", "param", "observed", "expected", "passed"])
 
 
-def missing_counts(frame: pd.DataFrame) -> list[int]:
-    """Missing values per column (``frame.isna().sum()``, without looking at every value of a text
-    column that has no gap: pandas' C-level type scan says so at once, where isna costs about 0.1 s a
-    column on 2 million rows)."""
+def _has_infinity(values: pd.Series) -> bool:
+    """Whether a number column holds an infinity (a float64 column is read in place, not copied)."""
     import numpy as np
 
+    if values.dtype.kind in "iub":  # NumPy integers and booleans have none
+        return False
+    array = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype="float64", na_value=np.nan)
+    return bool(np.isinf(array).any())
+
+
+def missing_counts(frame: pd.DataFrame) -> list[int]:
+    """Missing values per column (``frame.isna().sum()``, without looking at every value of a text
+    column: a text column as read_files read it has its gaps counted in its Arrow column's bitmap;
+    another without a gap is told by pandas' C-level type scan at once, where isna costs about 0.1 s
+    a column on 2 million rows)."""
+    import numpy as np
+
+    from modelfactory.core.sources import text_columns
+
+    read = text_columns(frame)
     counts = []
-    for _, values in frame.items():
+    for name, values in frame.items():
         array = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
-        if array is not None and array.dtype.kind in "iub":  # NumPy integers and booleans have no gaps
+        if name in read:
+            counts.append(read[name].null_count)
+        elif array is not None and array.dtype.kind in "iub":  # NumPy integers and booleans have no gaps
             counts.append(0)
         elif array is not None and array.dtype.kind == "f":
             counts.append(int(np.isnan(array).sum()))

@@ -13,7 +13,11 @@ import codecs
 import glob
 import hashlib
 import re
+import threading
+import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -196,8 +200,35 @@ def hash_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
+# While load_dataset reads (reading_while_hashing), the files being hashed are read in a thread at
+# the same time: hashlib and pyarrow both let go of the GIL, so the read no longer waits for the hash.
+_READING = threading.local()
+
+
+@contextmanager
+def reading_while_hashing():
+    """Within it, hashing local files (hash_files, as each kind's locate does) starts reading them
+    with pyarrow in a thread at once, and read_files takes that read instead of starting its own.
+    Errors keep their order: a hash that does not match is raised first; the read's own error is
+    raised by read_files. A read nobody took is waited for and dropped on leaving."""
+    _READING.pending = {}
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelfactory-read") as pool:
+            _READING.pool = pool
+            yield
+    finally:
+        _READING.pending, _READING.pool = {}, None
+
+
+def _start_reading(files: tuple[Path, ...]) -> None:
+    pool = getattr(_READING, "pool", None)
+    if pool is not None and files not in _READING.pending:
+        _READING.pending[files] = pool.submit(_read_tables, files)
+
+
 def hash_files(files: tuple[Path, ...]) -> str:
     """One file's hash, or for several, a hash over their names and hashes (renaming one changes it)."""
+    _start_reading(tuple(files))
     if len(files) == 1:
         return hash_file(files[0])
     digest = hashlib.sha256()
@@ -328,11 +359,33 @@ def check_target(files: tuple[Path, ...], target: str) -> None:
 def read_files(ref: DataRef) -> pd.DataFrame:
     """Read CSV and Parquet files with pyarrow into one DataFrame (columns of the same name line up)."""
     import pyarrow as pa
+
+    pending: Future | None = getattr(_READING, "pending", {}).pop(tuple(ref.files), None)
+    try:
+        table = pending.result() if pending is not None else _read_tables(tuple(ref.files))
+    except _Mismatch as exc:
+        raise DataValidationError(f"{ref.uri}: the files do not share one schema ({exc})") from None
+    if table.num_rows == 0:
+        raise DataValidationError(f"{ref.uri}: no rows")
+    text = {name: table.column(i) for i, name in enumerate(table.column_names)
+            if pa.types.is_string(table.schema.types[i]) or pa.types.is_large_string(table.schema.types[i])}
+    # Each Arrow column is freed once converted, so the table and the frame are never both whole in
+    # memory (a column per block: nothing is copied to consolidate them). Text columns are kept as
+    # Arrow too (a few bytes a value), for the checks (text_columns).
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    _remember_text(frame, text)
+    return frame
+
+
+
+def _read_tables(files: tuple[Path, ...]):
+    """The files as one pyarrow Table (columns of the same name line up)."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     tables = []
-    for path in ref.files:
+    for path in files:
         try:
             if check_file(path) == "parquet":
                 tables.append(pq.read_table(path))
@@ -343,15 +396,75 @@ def read_files(ref: DataRef) -> pd.DataFrame:
         except pa.ArrowException as exc:
             raise DataValidationError(f"{shown(path)}: not readable ({_first_line(exc)})") from None
     try:
-        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     except pa.ArrowException as exc:
-        raise DataValidationError(f"{ref.uri}: the files do not share one schema ({_first_line(exc)})") from None
-    del tables
-    if table.num_rows == 0:
-        raise DataValidationError(f"{ref.uri}: no rows")
-    # Each Arrow column is freed once converted, so the table and the frame are never both whole in
-    # memory (a column per block: nothing is copied to consolidate them).
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+        raise _Mismatch(_first_line(exc)) from None
+
+
+class _Mismatch(Exception):
+    """Files that do not share one schema (read_files names the data, which only the DataRef knows)."""
+
+
+# The text columns of each frame read_files returned, as Arrow read them, by id(frame) (DataFrames
+# cannot be weak keys) and dropped with the frame: ``{id: (weakref, {column: (objects, arrow)})}``.
+# pandas keeps text as one Python object a value, and answering "which are missing?" or "which
+# values are there?" means looking at each one (about 0.1 s a column on 2 million rows); Arrow
+# has the answer in a bitmap and in contiguous bytes. ``objects`` is a copy of the frame's column as
+# read: it keeps those very str objects alive, so a column still holding the same objects (compared
+# by address, text_columns) holds the same values as the Arrow one.
+_TEXT: dict[int, tuple] = {}
+
+
+def _remember_text(frame: pd.DataFrame, text: dict) -> None:
+    import numpy as np
+
+    if not frame.columns.is_unique:
+        return
+    kept = {}
+    for name, column in text.items():
+        if name in frame.columns and frame[name].dtype == object and len(column) == len(frame):
+            objects = np.array(frame[name].to_numpy(), dtype=object, copy=True)
+            kept[name] = (objects, column)
+    if kept:
+        key = id(frame)
+        _TEXT[key] = (weakref.ref(frame, lambda ref, key=key: _forget(key, ref)), kept)
+
+
+def _forget(key: int, ref) -> None:
+    if _TEXT.get(key, (None,))[0] is ref:  # not a newer frame that took the same id
+        del _TEXT[key]
+
+
+def text_columns(frame: pd.DataFrame) -> dict:
+    """The text columns of a frame that read_files returned, as Arrow arrays (``{column: pyarrow
+    ChunkedArray}``), for those whose values are still exactly the ones read: the same str objects,
+    in the same rows. A column changed since (a value set, rows dropped, the column replaced) is not
+    among them; neither is any column of another frame, a copy included."""
+    entry = _TEXT.get(id(frame))
+    if entry is None or entry[0]() is not frame or not frame.columns.is_unique:
+        return {}
+    found = {}
+    for name, (objects, column) in entry[1].items():
+        if name in frame.columns and frame[name].dtype == object and _same_objects(frame[name].to_numpy(), objects):
+            found[name] = column
+    return found
+
+
+def _same_objects(array, objects) -> bool:
+    """Whether two object arrays hold the very same objects, row by row: their pointers compared as
+    integers, in one pass (``==`` would call Python's comparison per value). ``objects`` keeps its
+    values alive, so an address in both is the same object, not a new one where a freed one was."""
+    import ctypes
+
+    import numpy as np
+
+    if array.shape != objects.shape or array.ndim != 1 or not array.flags.c_contiguous or not objects.flags.c_contiguous:
+        return False
+
+    def addresses(values):
+        return np.frombuffer((ctypes.c_char * values.nbytes).from_address(values.ctypes.data), dtype=np.uintp)
+
+    return bool(np.array_equal(addresses(array), addresses(objects)))
 
 
 def find_files(dataset: str) -> tuple[Path, ...]:
@@ -419,7 +532,7 @@ def locate_registered(dataset: str) -> DataRef:
     record = data_registry.find_version(name, version or "latest")
     path = data_registry.version_file(record)
     check_file(path)
-    found = hash_file(path)
+    found = hash_files((path,))
     if found != record["hash"]:
         raise DataValidationError(
             f"{shown(path)}: content changed since it was registered as {name}:{record['version']} "
