@@ -43,6 +43,9 @@ def reset() -> None:
     from IPython import get_ipython
 
     get_ipython().reset(new_session=False)
+    from modelfactory.ops.memory import trim
+
+    trim()  # what the notebook freed goes back to the OS, not kept by malloc for the next one
 
 
 def finish_tracking(params: Mapping, run_dir: str | Path, stages: Sequence[Sequence], parent_status: str,

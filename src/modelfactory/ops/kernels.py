@@ -8,6 +8,7 @@ the next one is started and warmed while the current stage runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -24,13 +25,13 @@ class KernelSession:
 
     def __init__(self, kernel_name: str, cwd: Path, env: Mapping[str, str], preload: Sequence[str],
                  start_timeout: int):
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
         # nbclient (under papermill) drives the kernel through this manager on its event loop, so it
         # must be the async kind. IPC sockets in a private folder: no TCP ports, no plain-text warning.
         self._sockets = tempfile.mkdtemp(prefix="modelfactory-kernel-")
-        self.km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(self._sockets) / "k"))
+        self.km = _manager_class()(kernel_name=kernel_name, transport="ipc", ip=str(Path(self._sockets) / "k"))
+        self.km.handed_out = []
         run_sync(self.km.start_kernel)(cwd=str(cwd), env=dict(env))
         self.kc = self._client()
         self.start_timeout = start_timeout
@@ -45,6 +46,19 @@ class KernelSession:
         client.load_connection_file()
         client.start_channels()
         return client
+
+    def close_clients(self) -> None:
+        """Close the clients nbclient opened on this kernel (one per notebook it ran).
+
+        nbclient stops its client's channels only when it owns the kernel manager; we lend it ours
+        (the kernel stays warm), so it leaves them open. Each left-open client keeps its sockets, and
+        its iopub socket goes on receiving, and queueing, everything every later notebook prints:
+        the runner's memory grew with every model (about 40 MiB a model, issue 12).
+        """
+        while self.km.handed_out:
+            client = self.km.handed_out.pop()
+            if client.channels_running:
+                client.stop_channels()
 
     def wait_until_warm(self) -> None:
         """Block until the kernel answered and finished its imports; fail clearly if it cannot."""
@@ -115,7 +129,22 @@ class KernelSession:
         finally:
             if self.km.has_kernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
+            self.close_clients()
             shutil.rmtree(self._sockets, ignore_errors=True)
+
+
+@functools.cache
+def _manager_class():
+    """AsyncKernelManager that remembers the clients it hands out, so that KernelSession can close them."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class Manager(AsyncKernelManager):
+        def client(self, **kwargs):
+            client = super().client(**kwargs)
+            self.handed_out.append(client)
+            return client
+
+    return Manager
 
 
 class KernelPool:

@@ -58,6 +58,7 @@ def run_notebook(notebook: Path, output: Path, parameters: Mapping, runner: Mapp
         nbformat.write(nb, output)
         raise _cell_error(kind, cell.get("execution_count") if cell else None, index, line, kind.__name__) from None
     finally:
+        kernel.close_clients()  # papermill leaves its client open on a kernel it did not start
         _strip_machine_paths(output, root)
 
 

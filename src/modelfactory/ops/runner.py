@@ -21,7 +21,7 @@ from pathlib import Path
 from modelfactory import params as params_mod
 from modelfactory import paths
 from modelfactory.errors import DataNotFoundError, ModelfactoryError, PipelineError, StageFailedError
-from modelfactory.ops import kernel_code, runs
+from modelfactory.ops import kernel_code, memory, runs
 from modelfactory.ops.pipeline import PipelineSpec, load_pipeline, select_stages
 from modelfactory.ops.stage_loop import PlannedRun, RunOutcome, file_hash, list_outputs, needs_kernel, plan_cache, run_stages
 from modelfactory.ops.verdict import verdict_line
@@ -312,6 +312,7 @@ def _execute_run(run: PlannedRun, pipeline: PipelineSpec, pool, root: Path, say:
         outcome = _as_interrupted(run, outcome)
     _close_tracking(run, outcome.htmls, outcome.status, pool)
     _finish_manifest(run, outcome.status, outcome.failure)
+    memory.trim()  # a factory runs many models in this process: give back what this one freed
     result = ModelResult(run.params["model"]["name"], run.run_id, run.run_dir, outcome.status,
                          duration_s=time.monotonic() - started, manifest=run.manifest,
                          primary_metric=(run.params.get("evaluate") or {}).get("primary_metric"))
