@@ -8,7 +8,7 @@ Side by side in one run, rounds alternating so machine noise falls on every side
   from process start to the first 200 on GET /;
 - ``modelfactory serve --model diabetes`` (the champion, already downloaded: a second serve of one
   version), from process start to the first 200 on GET /;
-- the deploy stage (``modelfactory run --stages evaluate,deploy``, reusing the run's explore and
+- the deploy stage (``modelfactory run --stages evaluate,deploy --no-cache``, reusing the run's explore and
   train): the deploy stage's own duration from the manifest, which packages, starts the same server,
   smoke-tests it and stops it. Evaluate runs first so that deploy finds the kernel warm, as in a
   whole run (the first stage of a run also waits for the kernel to start and import its libraries).
@@ -125,7 +125,7 @@ def timed(command: list[str]) -> float:
 
 def deploy_stage(project: Path) -> float:
     """The deploy stage after evaluate, reusing the first run's explore and train: its duration in the manifest."""
-    modelfactory(project, "run", "--model", "diabetes", "--stages", "evaluate,deploy")
+    modelfactory(project, "run", "--model", "diabetes", "--stages", "evaluate,deploy", "--no-cache")
     newest = max((project / "runs").glob("*-diabetes-*/manifest.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(newest.read_text())["stages"]["deploy"]["duration_s"]
 
