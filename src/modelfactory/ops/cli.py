@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take stage STAGE's outputs from this run folder (e.g. a downloaded Azure ML step)")
     run.add_argument("--pipeline", default="training", help="a definition under pipelines/ (default: training)")
     run.add_argument("--models", action="append", default=[], metavar="GLOB",
-                     help="the models whose names match, e.g. 'sales-*' (repeatable; quote it from the shell)")
+                     help="the models whose names match, e.g. 'sales*' or 'd*' (repeatable; quote it from the shell)")
     run.add_argument("--all", action="store_true", help="every model under params/models/ (as with no --model)")
     run.add_argument("--jobs", type=_positive_int, metavar="N",
                      help=f"run N models at once, each with its own warm kernels (default: the number of cores, "
